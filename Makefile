@@ -1,0 +1,172 @@
+# EphemeralML in C: one plain GNU make file, no generated build system.
+#
+# Conventions (adding a file never needs an edit here):
+#   lib/*.c                    -> libeml.a (every program and test links it)
+#   <program dir>/*.c          -> one binary per directory (see PROGRAMS)
+#   tests/unit/test-*.c        -> one cmocka binary each, run by `make check`
+#   tests/integration/*.test   -> one bash script each, run by `make check`
+#   tests/fuzz/fuzz-*.c        -> one libFuzzer target each (`make fuzz`; smoke run in check)
+#   tests/bench/bench-*.c      -> one benchmark each (`make bench`)
+#
+# Trees: build/release (normal flags, `make all`), build/asan (ASan+UBSan, `make check`),
+# build/fuzz (clang, libFuzzer).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SECONDARY:
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+BINDIR ?= $(PREFIX)/bin
+SBINDIR ?= $(PREFIX)/sbin
+MANDIR ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+CATALOGDIR ?= $(PREFIX)/lib/systemd/catalog
+TMPFILESDIR ?= $(PREFIX)/lib/tmpfiles.d
+SYSUSERSDIR ?= $(PREFIX)/lib/sysusers.d
+
+CC ?= cc
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 2
+
+# pkg-config modules every build needs; tools/bootstrap.sh maps each to its Debian package.
+PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1
+TEST_PKGS := cmocka
+
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
+TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wmissing-prototypes
+BASE_CFLAGS := -std=gnu11 -g -pthread $(WARN) -Ilib -D_GNU_SOURCE -DEML_VERSION=\"$(VERSION)\"
+RELEASE_CFLAGS := -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+ASAN_CFLAGS := -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DEML_ASAN=1
+FUZZ_CFLAGS := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -DEML_FUZZ=1
+EXTRA_LIBS := -lm -lpthread
+
+# binary name : source directory
+PROGRAMS := \
+	eml:tools/eml \
+	eml-nsm-sim:tools/dev/nsm-sim \
+	eml-kms-local:tools/dev/kms-local \
+	eml-blind-relay:daemons/blind-relay \
+	eml-kms-relay:daemons/kms-relay \
+	eml-vsock-proxy:daemons/vsock-proxy \
+	eml-init:enclave-image/init \
+	eml-inferenced:enclave-image/inferenced
+
+LIB_SRCS := $(sort $(wildcard lib/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
+UNIT_HELPERS := $(filter-out tests/unit/test-%,$(sort $(wildcard tests/unit/*.c)))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+BENCH_SRCS := $(sort $(wildcard tests/bench/bench-*.c))
+INTEGRATION_TESTS := $(sort $(wildcard tests/integration/*.test))
+MAN_PAGES := $(sort $(wildcard man/*.[1-8]))
+
+prog_name = $(word 1,$(subst :, ,$(1)))
+prog_dir = $(word 2,$(subst :, ,$(1)))
+# Programs whose directory has no source yet are simply not built.
+BUILT_PROGRAMS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$(p))/*.c),$(p)))
+
+# $(1) = tree name, $(2) = cflags, $(3) = ldflags, $(4) = compiler
+define TREE
+build/$(1)/%.o: %.c | deps
+	@mkdir -p $$(@D)
+	$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
+
+build/$(1)/libeml.a: $(patsubst %.c,build/$(1)/%.o,$(LIB_SRCS))
+	@rm -f $$@
+	ar rcs $$@ $$^
+
+$(foreach p,$(BUILT_PROGRAMS),$(eval $(call PROGRAM,$(1),$(call prog_name,$(p)),$(call prog_dir,$(p)),$(2) $(3),$(4))))
+
+build/$(1)/tests/%: build/$(1)/tests/unit/%.o $(patsubst %.c,build/$(1)/%.o,$(UNIT_HELPERS)) build/$(1)/libeml.a
+	@mkdir -p $$(@D)
+	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
+
+build/$(1)/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libeml.a
+	@mkdir -p $$(@D)
+	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+
+-include $(shell find build/$(1) -name '*.d' 2>/dev/null)
+endef
+
+# $(1) = tree, $(2) = binary, $(3) = dir, $(4) = flags, $(5) = compiler
+define PROGRAM
+build/$(1)/bin/$(2): $(patsubst %.c,build/$(1)/%.o,$(sort $(wildcard $(3)/*.c))) build/$(1)/libeml.a
+	@mkdir -p $$(@D)
+	$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+build/$(1)/programs: build/$(1)/bin/$(2)
+endef
+
+$(eval $(call TREE,release,$(RELEASE_CFLAGS),,$(CC)))
+$(eval $(call TREE,asan,$(ASAN_CFLAGS),,$(CC)))
+$(eval $(call TREE,fuzz,$(FUZZ_CFLAGS),,$(FUZZ_CC)))
+
+build/%/programs:
+	@true
+.PHONY: build/release/programs build/asan/programs
+
+RELEASE_BINS := $(foreach p,$(BUILT_PROGRAMS),build/release/bin/$(call prog_name,$(p)))
+ASAN_BINS := $(foreach p,$(BUILT_PROGRAMS),build/asan/bin/$(call prog_name,$(p)))
+ASAN_TESTS := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/fuzzers/%,$(FUZZ_SRCS))
+BENCH_BINS := $(patsubst tests/bench/%.c,build/release/bench/%,$(BENCH_SRCS))
+
+build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
+	@mkdir -p $(@D)
+	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+
+.PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
+	release-bins asan-bins
+
+all: $(RELEASE_BINS)
+
+# Installs missing Debian packages (as root) or says which command to run.
+deps:
+	@tools/bootstrap.sh
+
+export EML_SRCDIR := $(CURDIR)
+
+check: deps
+	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke
+
+check-unit: $(ASAN_TESTS)
+	@tests/run-unit.sh $(ASAN_TESTS)
+
+check-integration: $(ASAN_BINS) build/release/bin/eml
+	@EML_BUILD=$(CURDIR)/build/asan tests/run-integration.sh $(INTEGRATION_TESTS)
+
+check-fuzz-smoke: deps-fuzz $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) tests/run-fuzz.sh $(FUZZ_BINS)
+
+fuzz: deps deps-fuzz $(FUZZ_BINS)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/run-fuzz.sh $(FUZZ_BINS)
+
+.PHONY: deps-fuzz
+deps-fuzz:
+	@tools/bootstrap.sh fuzz
+
+bench: deps $(BENCH_BINS) $(RELEASE_BINS)
+	@EML_BUILD=$(CURDIR)/build/release tests/run-bench.sh $(BENCH_BINS)
+
+demo: deps $(RELEASE_BINS)
+	@EML_BUILD=$(CURDIR)/build/release tools/demo/demo.sh
+
+install: $(RELEASE_BINS)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
+	install -m 0755 build/release/bin/eml $(DESTDIR)$(BINDIR)/
+	for b in $(filter-out build/release/bin/eml,$(RELEASE_BINS)); do install -m 0755 $$b $(DESTDIR)$(BINDIR)/; done
+	install -d $(DESTDIR)$(UNITDIR) $(DESTDIR)$(CATALOGDIR)
+	for u in $(wildcard units/*.service units/*.socket units/*.target); do install -m 0644 $$u $(DESTDIR)$(UNITDIR)/; done
+	install -m 0644 units/eml.catalog $(DESTDIR)$(CATALOGDIR)/eml.catalog
+	$(if $(wildcard units/*.tmpfiles),install -d $(DESTDIR)$(TMPFILESDIR) && for f in $(wildcard units/*.tmpfiles); do install -m 0644 $$f $(DESTDIR)$(TMPFILESDIR)/$$(basename $$f .tmpfiles).conf; done)
+	$(if $(wildcard units/*.sysusers),install -d $(DESTDIR)$(SYSUSERSDIR) && for f in $(wildcard units/*.sysusers); do install -m 0644 $$f $(DESTDIR)$(SYSUSERSDIR)/$$(basename $$f .sysusers).conf; done)
+	for m in $(MAN_PAGES); do s=$${m##*.}; install -d $(DESTDIR)$(MANDIR)/man$$s; install -m 0644 $$m $(DESTDIR)$(MANDIR)/man$$s/; done
+
+clean:
+	rm -rf build
