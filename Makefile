@@ -141,9 +141,13 @@ deps:
 	@tools/bootstrap.sh
 
 export EML_SRCDIR := $(CURDIR)
+export EML_TALLY := $(CURDIR)/build/check-tally
 
+# Each runner appends "NAME passed failed" to build/check-tally; the last line of `make check` sums them.
 check: deps
-	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke
+	@mkdir -p build && rm -f build/check-tally
+	@rc=0; $(MAKE) --no-print-directory -k check-unit check-integration check-fuzz-smoke || rc=1; \
+	 awk '{p+=$$2; f+=$$3} END {printf "check: %d passed, %d failed\n", p, f}' build/check-tally; exit $$rc
 
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)
