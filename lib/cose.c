@@ -1,50 +1,20 @@
 /* cose.c: COSE_Sign1 decode, verify and sign (see cose.h). */
-#include <cbor.h>
 #include <openssl/evp.h>
 
+#include "cbor.h"
 #include "cose.h"
 #include "util.h"
 
 #define HEADER_MAX 1024 /* protected header bytes: we only ever need alg */
 
-/* Interim strict decoding until the shared CBOR module lands: whole input consumed, definite lengths only,
- * bounded nesting. */
-static bool strict_item(const cbor_item_t *it, int depth) {
-	if (depth > 16) return false;
-	switch (cbor_typeof(it)) {
-	case CBOR_TYPE_BYTESTRING: return cbor_bytestring_is_definite(it);
-	case CBOR_TYPE_STRING: return cbor_string_is_definite(it);
-	case CBOR_TYPE_ARRAY:
-		if (!cbor_array_is_definite(it)) return false;
-		for (size_t i = 0; i < cbor_array_size(it); i++)
-			if (!strict_item(cbor_array_handle(it)[i], depth + 1)) return false;
-		return true;
-	case CBOR_TYPE_MAP:
-		if (!cbor_map_is_definite(it)) return false;
-		for (size_t i = 0; i < cbor_map_size(it); i++)
-			if (!strict_item(cbor_map_handle(it)[i].key, depth + 1) ||
-			    !strict_item(cbor_map_handle(it)[i].value, depth + 1))
-				return false;
-		return true;
-	case CBOR_TYPE_TAG: {
-		cbor_item_t *inner = cbor_tag_item(it); /* a new reference */
-		bool ok = strict_item(inner, depth + 1);
-		cbor_decref(&inner);
-		return ok;
-	}
-	default: return true;
-	}
-}
+static const struct ecbor_limits cose_limits = {
+	.max_size = COSE_SIGN1_MAX, .max_depth = 8, .max_items = 4096, .max_string = COSE_SIGN1_MAX,
+};
 
+/* Strict decode of a whole buffer; every decoder complaint is a malformed message to our callers. */
 static cbor_item_t *load_strict(const uint8_t *p, size_t len) {
-	struct cbor_load_result res;
-	if (len == 0) return NULL;
-	cbor_item_t *it = cbor_load(p, len, &res);
-	if (!it) return NULL;
-	if (res.read != len || !strict_item(it, 0)) {
-		cbor_decref(&it);
-		return NULL;
-	}
+	cbor_item_t *it = NULL;
+	if (ecbor_decode(p, len, &cose_limits, &it) < 0) return NULL;
 	return it;
 }
 
@@ -155,22 +125,20 @@ CoseSign1 *cose_sign1_free(CoseSign1 *m) {
 int cose_sign1_decode(const uint8_t *msg, size_t len, CoseSign1 **ret) {
 	if (!msg || !ret) return -EINVAL;
 	if (len == 0 || len > COSE_SIGN1_MAX) return -EBADMSG;
-	/* Tag 18 is read here rather than by the decoder: libcbor 0.8 rejects one-byte tag heads (0xc0-0xd7). */
-	bool tagged = false;
-	if (msg[0] == (0xc0 | COSE_TAG_SIGN1)) {
-		tagged = true;
-		msg++;
-		len--;
-	} else if ((msg[0] & 0xe0) == 0xc0)
-		return -EBADMSG; /* another tag, or tag 18 in a longer head than needed */
 	cbor_item_t *top = load_strict(msg, len);
 	if (!top) return -EBADMSG;
 	_cleanup_(cose_sign1_freep) CoseSign1 *m = calloc(1, sizeof *m);
 	int r = -ENOMEM;
 	if (!m) goto done;
 	r = -EBADMSG;
-	m->tagged = tagged;
 	const cbor_item_t *arr = top;
+	if (cbor_isa_tag(top)) {
+		if (cbor_tag_value(top) != COSE_TAG_SIGN1) goto done;
+		m->tagged = true;
+		cbor_item_t *inner = cbor_tag_item(top);
+		arr = inner;
+		cbor_decref(&inner); /* top keeps it alive */
+	}
 	if (!cbor_isa_array(arr) || cbor_array_size(arr) != 4) goto done;
 	cbor_item_t **a = cbor_array_handle(arr);
 	if (!cbor_isa_bytestring(a[0]) || !cbor_isa_map(a[1]) || !cbor_isa_bytestring(a[3])) goto done;
@@ -200,33 +168,7 @@ done:
 	return r;
 }
 
-/* Major type + length, shortest form (RFC 8949 section 4.2.1). */
-static size_t put_head(uint8_t *out, uint8_t major, uint64_t n) {
-	major <<= 5;
-	if (n < 24) {
-		out[0] = major | (uint8_t)n;
-		return 1;
-	}
-	if (n <= 0xff) {
-		out[0] = major | 24;
-		out[1] = (uint8_t)n;
-		return 2;
-	}
-	if (n <= 0xffff) {
-		out[0] = major | 25;
-		out[1] = (uint8_t)(n >> 8);
-		out[2] = (uint8_t)n;
-		return 3;
-	}
-	if (n <= 0xffffffffu) {
-		out[0] = major | 26;
-		for (int i = 0; i < 4; i++) out[1 + i] = (uint8_t)(n >> (24 - 8 * i));
-		return 5;
-	}
-	out[0] = major | 27;
-	for (int i = 0; i < 8; i++) out[1 + i] = (uint8_t)(n >> (56 - 8 * i));
-	return 9;
-}
+static size_t put_head(uint8_t *out, uint8_t major, uint64_t n) { return ecbor_write_head(out, major, n); }
 
 static size_t put_bstr(uint8_t *out, const uint8_t *p, size_t n) {
 	size_t h = put_head(out, 2, n);

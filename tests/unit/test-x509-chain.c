@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <cbor.h>
+#include "cbor.h"
 
 #include "macro.h"
 #include "util.h"
@@ -27,12 +27,13 @@ static void load_doc(const char *name, time_t t, struct doc *d) {
 	snprintf(path, sizeof path, "%s/tests/vectors/nitro/%s", getenv("EML_SRCDIR") ?: ".", name);
 	memset(d, 0, sizeof *d);
 	assert_int_equal(read_file(path, 1 << 20, &d->file, &d->file_len), 0);
-	struct cbor_load_result res;
-	cbor_item_t *top = cbor_load(d->file, d->file_len, &res);
+	struct ecbor_limits lim = ECBOR_LIMITS_DEFAULT;
+	cbor_item_t *top = NULL;
+	assert_int_equal(ecbor_decode(d->file, d->file_len, &lim, &top), 0);
 	assert_non_null(top);
 	assert_true(cbor_isa_array(top) && cbor_array_size(top) == 4);
 	cbor_item_t *pl = cbor_array_get(top, 2);
-	d->payload = cbor_load(cbor_bytestring_handle(pl), cbor_bytestring_length(pl), &res);
+	assert_int_equal(ecbor_decode(cbor_bytestring_handle(pl), cbor_bytestring_length(pl), &lim, &d->payload), 0);
 	cbor_decref(&pl);
 	cbor_decref(&top);
 	assert_non_null(d->payload);
