@@ -8,6 +8,7 @@ set -euo pipefail
 declare -A PKG=(
 	[libsystemd]=libsystemd-dev [openssl]=libssl-dev [libcurl]=libcurl4-openssl-dev [libcbor]=libcbor-dev
 	[json-c]=libjson-c-dev [libutf8proc]=libutf8proc-dev [yaml-0.1]=libyaml-dev [cmocka]=libcmocka-dev
+	[hogweed]=nettle-dev [nettle]=nettle-dev [gmp]=libgmp-dev
 )
 # command -> Debian package
 declare -A TOOL=(
