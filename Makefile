@@ -72,25 +72,33 @@ prog_dir = $(word 2,$(subst :, ,$(1)))
 # Programs whose directory has no source yet are simply not built.
 BUILT_PROGRAMS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$(p))/*.c),$(p)))
 
+# Quiet rules unless V=1.
+Q := $(if $(V),,@)
+E := $(if $(V),@true,@printf '  %-6s %s\n')
+
 # $(1) = tree name, $(2) = cflags, $(3) = ldflags, $(4) = compiler
 define TREE
 build/$(1)/%.o: %.c | deps
 	@mkdir -p $$(@D)
-	$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
+	$(E) CC.$(1) $$<
+	$(Q)$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libeml.a: $(patsubst %.c,build/$(1)/%.o,$(LIB_SRCS))
 	@rm -f $$@
-	ar rcs $$@ $$^
+	$(E) AR $$@
+	$(Q)ar rcs $$@ $$^
 
 $(foreach p,$(BUILT_PROGRAMS),$(eval $(call PROGRAM,$(1),$(call prog_name,$(p)),$(call prog_dir,$(p)),$(2) $(3),$(4))))
 
 build/$(1)/tests/%: build/$(1)/tests/unit/%.o $(patsubst %.c,build/$(1)/%.o,$(UNIT_HELPERS)) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
 
 build/$(1)/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 -include $(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
@@ -99,7 +107,8 @@ endef
 define PROGRAM
 build/$(1)/bin/$(2): $(patsubst %.c,build/$(1)/%.o,$(sort $(wildcard $(3)/*.c))) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 build/$(1)/programs: build/$(1)/bin/$(2)
 endef
 
@@ -119,7 +128,8 @@ BENCH_BINS := $(patsubst tests/bench/%.c,build/release/bench/%,$(BENCH_SRCS))
 
 build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $@
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 .PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
 	release-bins asan-bins
@@ -131,9 +141,13 @@ deps:
 	@tools/bootstrap.sh
 
 export EML_SRCDIR := $(CURDIR)
+export EML_TALLY := $(CURDIR)/build/check-tally
 
+# Each runner appends "NAME passed failed" to build/check-tally; the last line of `make check` sums them.
 check: deps
-	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke
+	@mkdir -p build && rm -f build/check-tally
+	@rc=0; $(MAKE) --no-print-directory -k check-unit check-integration check-fuzz-smoke || rc=1; \
+	 awk '{p+=$$2; f+=$$3} END {printf "check: %d passed, %d failed\n", p, f}' build/check-tally; exit $$rc
 
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)
