@@ -132,7 +132,7 @@ build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 .PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
-	release-bins asan-bins
+	release-bins asan-bins oracle bench-peers
 
 all: $(RELEASE_BINS)
 
@@ -184,3 +184,22 @@ install: $(RELEASE_BINS)
 
 clean:
 	rm -rf build
+
+# The independent PyTorch oracle (Debian's python3-torch; not needed by check): regenerates the committed
+# fixture tests/oracle/fixture.json from the deterministic random MiniLM-shaped model.
+ORACLE_PYTHON ?= /usr/bin/python3
+ORACLE_MODEL := build/oracle/model
+$(ORACLE_MODEL)/model.safetensors: build/release/bin/eml
+	@mkdir -p $(@D)
+	cp tests/vectors/models/all-MiniLM-L6-v2/config.json tests/vectors/models/all-MiniLM-L6-v2/vocab.txt $(@D)/
+	build/release/bin/eml model random --config $(@D)/config.json --seed 1 -o $@
+
+oracle: $(ORACLE_MODEL)/model.safetensors
+	@tools/bootstrap.sh oracle
+	$(ORACLE_PYTHON) tests/oracle/oracle.py --model $(ORACLE_MODEL) --sentences tests/oracle/sentences.json \
+		-o tests/oracle/fixture.json
+
+# Our encoder and onnxruntime (npm onnxruntime-node) on the same weights, same shapes, one run. Not in check.
+bench-peers: $(ORACLE_MODEL)/model.safetensors
+	@tools/bootstrap.sh oracle
+	EML_BUILD=$(CURDIR)/build/release ORACLE_PYTHON=$(ORACLE_PYTHON) tests/peers/bench-peers.sh $(ORACLE_MODEL)

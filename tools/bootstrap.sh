@@ -25,7 +25,10 @@ fuzz)
 	PKG=()
 	;;
 oracle)
-	TOOL=([python3]=python3)
+	TOOL=([python3]=python3 [node]=nodejs [npm]=npm)
+	FILE=([/usr/lib/python3/dist-packages/torch/__init__.py]=python3-torch
+		[/usr/lib/python3/dist-packages/numpy/__init__.py]=python3-numpy
+		[/usr/lib/python3/dist-packages/onnx/__init__.py]=python3-onnx)
 	PKG=()
 	;;
 esac
