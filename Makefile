@@ -133,7 +133,7 @@ deps:
 export EML_SRCDIR := $(CURDIR)
 
 check: deps
-	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke
+	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke vm-test
 
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fresh-machine bootstrap: find which pkg-config modules and tools are missing and install exactly the Debian
 # packages that provide them. As root it runs apt-get; otherwise it prints the command and fails.
-# Usage: tools/bootstrap.sh [fuzz|demo|oracle]   (no argument: what building and `make check` need)
+# Usage: tools/bootstrap.sh [fuzz|demo|oracle|vm]   (no argument: what building and `make check` need)
 set -euo pipefail
 
 # pkg-config module -> Debian package
@@ -26,6 +26,10 @@ fuzz)
 	;;
 oracle)
 	TOOL=([python3]=python3)
+	PKG=()
+	;;
+vm)
+	TOOL=([qemu-system-x86_64]=qemu-system-x86 [dpkg-deb]=dpkg [apt-get]=apt [cpio]=cpio)
 	PKG=()
 	;;
 esac
