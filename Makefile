@@ -166,7 +166,9 @@ build/release/static/$(1): $(patsubst %.c,build/release/%.o,$(sort $(wildcard $(
 endef
 $(foreach p,$(ENCLAVE_BUILT),$(eval $(call STATIC_PROGRAM,$(call prog_name,$(p)),$(call prog_dir,$(p)))))
 
-.PHONY: enclave-image vm-test
+.PHONY: enclave-image enclave-static vm-test
+enclave-static: $(STATIC_BINS)
+
 enclave-image: deps $(STATIC_BINS) build/release/bin/eml
 	@EML=build/release/bin/eml STATIC_DIR=build/release/static KERNEL="$(KERNEL)" \
 		enclave-image/build.sh build/enclave-image
