@@ -59,7 +59,7 @@ int nsm_parse_get_random(const uint8_t *resp, size_t resp_len, const uint8_t **r
 	return 0;
 }
 
-int nsm_get_random(const char *path, uint8_t *buf, size_t max) {
+int nsm_boot_get_random(const char *path, uint8_t *buf, size_t max) {
 	if (!path || !buf || !max) return -EINVAL;
 	_cleanup_close_ int fd = open(path, O_RDWR | O_CLOEXEC);
 	if (fd < 0) return negerrno();

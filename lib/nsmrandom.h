@@ -20,4 +20,4 @@ int nsm_parse_get_random(const uint8_t *resp, size_t resp_len, const uint8_t **r
 
 /* Asks the device at path for random bytes (one ioctl) and copies up to max of them into buf. Returns the byte
  * count or -errno (-ENOENT when there is no device). */
-int nsm_get_random(const char *path, uint8_t *buf, size_t max);
+int nsm_boot_get_random(const char *path, uint8_t *buf, size_t max);

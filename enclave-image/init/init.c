@@ -123,7 +123,7 @@ static int seed_rng(void) {
 		struct rand_pool_info info;
 		uint8_t data[256];
 	} pool;
-	int n = nsm_get_random(NSM_DEVICE, pool.data, sizeof pool.data);
+	int n = nsm_boot_get_random(NSM_DEVICE, pool.data, sizeof pool.data);
 	if (n == -ENOENT) {
 		say("no %s: kernel RNG not seeded from the NSM", NSM_DEVICE);
 		return 0;

@@ -121,7 +121,7 @@ static void test_nsm_random(void **state) {
 	/* The request is the bare text string "GetRandom". */
 	assert_int_equal(nsm_get_random_request[0], 0x60 + 9);
 	assert_memory_equal(nsm_get_random_request + 1, "GetRandom", 9);
-	assert_int_equal(nsm_get_random("/nonexistent/nsm", resp, sizeof resp), -ENOENT);
+	assert_int_equal(nsm_boot_get_random("/nonexistent/nsm", resp, sizeof resp), -ENOENT);
 }
 
 int main(void) {
