@@ -88,7 +88,10 @@ int hpke_setup_r_key(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN
 		     struct hpke_ctx **ret);
 
 /* A context from an explicit key and base nonce (e.g. a response channel keyed by Export, as OHTTP does).
- * sender selects Seal or Open. It cannot Export. */
+ * sender selects Seal or Open. It cannot Export. For the session's responses (ARCHITECTURE section 4.5):
+ *     hpke_export(req, "eml/1 response key", 18, key, Nk);  hpke_export(req, "eml/1 response nonce", 20, n, 12);
+ *     hpke_ctx_new_from_key(aead, true (enclave) / false (client), key, Nk, n, &resp);
+ *     hpke_ctx_set_seq(resp, frame_seq);  hpke_seal(resp, header, 12, ...)   -- nonce = n XOR seq */
 int hpke_ctx_new_from_key(uint16_t aead, bool sender, const uint8_t *key, size_t key_len,
 			  const uint8_t base_nonce[HPKE_NONCE_LEN], struct hpke_ctx **ret);
 
