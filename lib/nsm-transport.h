@@ -10,7 +10,7 @@
 
 /* The driver's limits (NSM_REQUEST_MAX_SIZE, NSM_RESPONSE_MAX_SIZE in linux/misc/nsm.c). */
 #define NSM_REQUEST_MAX 4096u
-#define NSM_RESPONSE_MAX 12288u
+#define NSM_RESPONSE_MAX 12288
 #define NSM_DEVICE_DEFAULT "/dev/nsm"
 
 typedef struct NsmTransport NsmTransport;

@@ -194,7 +194,7 @@ static void test_byte_flips(void **state) {
 }
 
 /* A document built exactly as eml-nsm-sim builds one. */
-static void sim_document(const char *ca_dir, bool with_optional, uint8_t **ret, size_t *ret_len) {
+static void sim_document(const char *ca_dir, bool with_optional, int64_t ts_offset_ms, uint8_t **ret, size_t *ret_len) {
 	_cleanup_devca_ DevCa *ca = NULL;
 	assert_int_equal(devca_load(ca_dir, &ca), 0);
 	EVP_PKEY *key = NULL;
@@ -206,7 +206,7 @@ static void sim_document(const char *ca_dir, bool with_optional, uint8_t **ret, 
 	size_t n = devca_bundle(ca, &bundle);
 	static uint8_t pcrs[ATTEST_PCR_COUNT][ATTEST_PCR_LEN];
 	struct attest_payload p = {
-		.module_id = "i-0123456789abcdef0-enc0123456789abcdef", .timestamp_ms = (uint64_t)now * 1000,
+		.module_id = "i-0123456789abcdef0-enc0123456789abcdef", .timestamp_ms = (uint64_t)((int64_t)now * 1000 + ts_offset_ms),
 		.pcr_mask = 0xffff, .pcrs = (const uint8_t(*)[ATTEST_PCR_LEN])pcrs, .certificate = {leaf, leaf_len},
 		.cabundle = bundle, .n_cabundle = n,
 	};
@@ -266,8 +266,8 @@ static void test_sim_documents(void **state) {
 	assert_int_equal(devca_init(ca, 3, time(NULL)), 0);
 	_cleanup_free_ uint8_t *sim_null = NULL, *sim_full = NULL, *prod = NULL, *dbg = NULL;
 	size_t sn_len, sf_len, prod_len, dbg_len;
-	sim_document(ca, false, &sim_null, &sn_len);
-	sim_document(ca, true, &sim_full, &sf_len);
+	sim_document(ca, false, 0, &sim_null, &sn_len);
+	sim_document(ca, true, 0, &sim_full, &sf_len);
 	assert_int_equal(tv_read("nitro/nitro-prod-2021.cose", &prod, &prod_len), 0);
 	assert_int_equal(tv_read("nitro/nitro-debug-full-2024.cose", &dbg, &dbg_len), 0);
 
@@ -293,6 +293,17 @@ static void test_sim_documents(void **state) {
 	assert_int_equal(verify(sim_full, sf_len, awsr, now, NULL, 0, NULL, NULL), ATTEST_UNKNOWN_ROOT);
 	/* the 3-hour leaf */
 	assert_int_equal(verify(sim_full, sf_len, dev, now + 3 * 3600 * 1000ull, NULL, 0, NULL, NULL), ATTEST_EXPIRED);
+
+	/* dated 10 minutes ahead while its leaf is valid: fine without a freshness policy, STALE with one */
+	_cleanup_free_ uint8_t *future = NULL;
+	size_t fl;
+	sim_document(ca, false, 600 * 1000, &future, &fl);
+	_cleanup_attest_policy_ AttestPolicy *pol = NULL;
+	assert_int_equal(attest_policy_new(&pol), 0);
+	pol->max_age_ms = 60 * 1000;
+	assert_int_equal(verify(future, fl, dev, now, NULL, 0, NULL, NULL), ATTEST_OK);
+	assert_int_equal(verify(future, fl, dev, now, NULL, 0, pol, NULL), ATTEST_STALE);
+	assert_int_equal(verify(sim_null, sn_len, dev, now, NULL, 0, pol, NULL), ATTEST_OK);
 
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
