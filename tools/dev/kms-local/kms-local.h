@@ -44,7 +44,7 @@ int keystore_load(const char *dir, const char *region, const char *account, cons
 
 /* Ciphertext blob, version 1 (our own format, not AWS's):
  *   "EMLK" | 0x01 | key id (36 ASCII) | nonce (12) | AES-256-GCM ciphertext | tag (16)
- * The AAD is the 53-byte header followed by the canonical encryption context, so the blob is bound to its key
+ * The AAD is the 41-byte header followed by the canonical encryption context, so the blob is bound to its key
  * id and context. */
 int blob_seal(const struct kms_key *k, json_object *context, const uint8_t *plain, size_t len, uint8_t **ret,
 	      size_t *ret_len);
