@@ -10,7 +10,8 @@
 
 #include <json-c/json.h>
 #include <openssl/evp.h>
-#include <openssl/x509.h>
+
+#include "x509-chain.h"
 
 #define KMS_KEY_ID_LEN 36            /* UUID text */
 #define KMS_MAX_PLAINTEXT 4096       /* AWS's Encrypt limit */
@@ -64,14 +65,15 @@ struct recipient {
 };
 
 struct attestation_config {
-	X509 *root;             /* pinned root; NULL means every Recipient is refused */
-	uint64_t max_age;       /* seconds a document may be old (or early) */
+	X509Root *root;         /* pinned root; NULL means every Recipient is refused */
+	X509PathCache *cache;   /* verified bundles (thread-safe) */
+	uint64_t max_age;       /* seconds a document may be old */
 };
 
 int attestation_config_load(struct attestation_config *c, const char *root_pem, uint64_t max_age);
 void attestation_config_done(struct attestation_config *c);
-/* Verify an NSM attestation document (COSE_Sign1, ES384, chain to the pinned root at the document's time,
- * freshness) and take its PCRs and RSA public key. On failure *ret_reason says why. */
+/* Verify an NSM attestation document with lib/attest (COSE_Sign1, ES384, chain to the pinned root, freshness)
+ * and take its PCRs and RSA public key. On failure *ret_reason (thread-local) says why. */
 int attestation_verify_recipient(const struct attestation_config *c, const uint8_t *doc, size_t len, time_t now,
 				 struct recipient *ret, const char **ret_reason);
 void recipient_done(struct recipient *r);
