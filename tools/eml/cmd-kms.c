@@ -1,6 +1,7 @@
 /* cmd-kms.c: `eml kms ...`, KMS debugging from the host or a developer machine:
  *   eml kms call TARGET BODY       one SigV4-signed AWS KMS JSON 1.1 request; prints the response body
- *   eml kms unwrap --key PEM FILE  decrypt a CiphertextForRecipient (base64) with the recipient's RSA key */
+ *   eml kms unwrap --key PEM FILE  decrypt a CiphertextForRecipient (base64) with the recipient's RSA key
+ *   eml kms enclave ...            the enclave's KMS client (lib/kmsclient) run from the command line */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -14,6 +15,8 @@
 
 #include "base64.h"
 #include "cms.h"
+#include "kmsclient.h"
+#include "nsm.h"
 #include "command.h"
 #include "macro.h"
 #include "sigv4.h"
@@ -226,3 +229,133 @@ static int verb_unwrap(int argc, char **argv) {
 }
 EML_COMMAND(kms_unwrap, "kms unwrap", "--key PEM FILE", "decrypt a CiphertextForRecipient with the recipient key",
 	    verb_unwrap);
+
+/* ---- the enclave's client, for tests and debugging (prints secrets) ---- */
+
+struct enclave_opts {
+	const char *relay, *nsm, *key_id, *context, *blob;
+	uint64_t bytes, count;
+};
+
+static int parse_enclave_opts(const char *path, int argc, char **argv, struct enclave_opts *o) {
+	static const struct option opts[] = {
+		{"relay", required_argument, NULL, 'r'},  {"nsm", required_argument, NULL, 'n'},
+		{"key-id", required_argument, NULL, 'k'}, {"context", required_argument, NULL, 'c'},
+		{"blob", required_argument, NULL, 'b'},   {"bytes", required_argument, NULL, 'B'},
+		{"count", required_argument, NULL, 'N'},  {},
+	};
+	*o = (struct enclave_opts){.relay = "vsock:3:8001", .nsm = "/dev/nsm", .bytes = 32, .count = 1};
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (c) {
+		case 'r': o->relay = optarg; break;
+		case 'n': o->nsm = optarg; break;
+		case 'k': o->key_id = optarg; break;
+		case 'c': o->context = optarg; break;
+		case 'b': o->blob = optarg; break;
+		case 'B':
+			if (parse_u64(optarg, 1024, &o->bytes) < 0 || !o->bytes) return command_usage(path);
+			break;
+		case 'N':
+			if (parse_u64(optarg, 1000000, &o->count) < 0 || !o->count) return command_usage(path);
+			break;
+		default: return command_usage(path);
+		}
+	}
+	return optind == argc ? 0 : command_usage(path);
+}
+
+static int report(int r, const struct kms_error *e) {
+	fprintf(stderr, "error: %s: %s (%s)\n", e->type[0] ? e->type : "Error", e->message[0] ? e->message : strerror(-r),
+		strerror(-r));
+	return 1;
+}
+
+static int print_hex_secret(const uint8_t *p, size_t n) {
+	char *hex = malloc(2 * n + 1);
+	if (!hex) return -ENOMEM;
+	hex_encode(p, n, hex);
+	printf("%s\n", hex);
+	free_secret(hex, 2 * n + 1);
+	return 0;
+}
+
+static int enclave_run(const char *path, int argc, char **argv, int op) {
+	struct enclave_opts o;
+	int r = parse_enclave_opts(path, argc, argv, &o);
+	if (r) return r;
+	if ((op == 0 && !o.key_id) || (op == 1 && !o.blob)) return command_usage(path);
+	_cleanup_nsm_ Nsm *nsm = NULL;
+	if ((r = nsm_open(o.nsm, &nsm)) < 0) {
+		fprintf(stderr, "error: cannot open the NSM at %s: %s\n", o.nsm, strerror(-r));
+		return 1;
+	}
+	struct kms_client_config cfg = {.relay = o.relay, .attest = kms_attest_nsm, .attest_userdata = nsm};
+	_cleanup_kms_client_ KmsClient *c = NULL;
+	if ((r = kms_client_new(&cfg, &c)) < 0) {
+		fprintf(stderr, "error: cannot create the KMS client: %s\n", strerror(-r));
+		return 1;
+	}
+	struct kms_error e = {};
+	uint8_t *plain = NULL, *blob = NULL, *first = NULL;
+	size_t pl = 0, bl = 0, first_len = 0;
+	int ret = 1;
+	if (op == 0) {
+		if ((r = kms_client_generate_data_key(c, o.key_id, o.bytes, o.context, &plain, &pl, &blob, &bl, &e)) < 0)
+			return report(r, &e);
+		_cleanup_free_ char *b64 = NULL;
+		if (base64_encode(blob, bl, &b64) < 0) goto done;
+		char *hex = malloc(2 * pl + 1);
+		if (!hex) goto done;
+		hex_encode(plain, pl, hex);
+		printf("{\"CiphertextBlob\":\"%s\",\"Plaintext\":\"%s\"}\n", b64, hex);
+		free_secret(hex, 2 * pl + 1);
+		ret = 0;
+	} else if (op == 1) {
+		_cleanup_free_ uint8_t *in = NULL;
+		size_t il;
+		if (base64_decode(o.blob, 8192, &in, &il) < 0) {
+			fprintf(stderr, "error: --blob is not base64\n");
+			return 1;
+		}
+		for (uint64_t i = 0; i < o.count; i++) {
+			if ((r = kms_client_decrypt(c, o.key_id, in, il, o.context, &plain, &pl, &e)) < 0) {
+				ret = report(r, &e);
+				goto done;
+			}
+			if (!first) {
+				first = plain;
+				first_len = pl;
+			} else {
+				bool same = pl == first_len && mem_equal_ct(plain, first, pl);
+				free_secret(plain, pl);
+				if (!same) {
+					fprintf(stderr, "error: decrypt %" PRIu64 " gave a different plaintext\n", i);
+					goto done;
+				}
+			}
+			plain = NULL;
+		}
+		ret = print_hex_secret(first, first_len) < 0;
+	} else {
+		if ((r = kms_client_generate_random(c, o.bytes, &plain, &pl, &e)) < 0) return report(r, &e);
+		ret = print_hex_secret(plain, pl) < 0;
+	}
+done:
+	if (plain) free_secret(plain, pl);
+	if (first) free_secret(first, first_len);
+	free(blob);
+	return ret;
+}
+
+static int verb_enclave_gdk(int argc, char **argv) { return enclave_run("kms enclave generate-data-key", argc, argv, 0); }
+static int verb_enclave_decrypt(int argc, char **argv) { return enclave_run("kms enclave decrypt", argc, argv, 1); }
+static int verb_enclave_random(int argc, char **argv) { return enclave_run("kms enclave generate-random", argc, argv, 2); }
+EML_COMMAND(kms_enclave_gdk, "kms enclave generate-data-key",
+	    "--key-id ID [--bytes N] [--context JSON] [--relay ADDR] [--nsm DEV]",
+	    "as the enclave: GenerateDataKey with a Recipient through eml-kms-relay", verb_enclave_gdk);
+EML_COMMAND(kms_enclave_decrypt, "kms enclave decrypt",
+	    "--blob B64 [--key-id ID] [--context JSON] [--count N] [--relay ADDR] [--nsm DEV]",
+	    "as the enclave: Decrypt with a Recipient through eml-kms-relay", verb_enclave_decrypt);
+EML_COMMAND(kms_enclave_random, "kms enclave generate-random", "[--bytes N] [--relay ADDR] [--nsm DEV]",
+	    "as the enclave: GenerateRandom with a Recipient through eml-kms-relay", verb_enclave_random);
