@@ -115,21 +115,21 @@ AVX2 static void tile_partial(const struct gemm_args *g, size_t mr, size_t i, si
 	for (size_t r = 0; r < mr; r++) memcpy(g->c + (i + r) * g->ldc + n0, c + r * KERNEL_NR, nr * sizeof(float));
 }
 
-AVX2 static void gemm_avx2(const struct gemm_args *g, size_t p0, size_t p1) {
+AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m0, size_t m1, size_t p0, size_t p1) {
 	float apad[KERNEL_MR * KERNEL_KC];
 	for (size_t k0 = 0; k0 < g->k; k0 += KERNEL_KC) {
 		size_t kc = MIN(g->k - k0, (size_t)KERNEL_KC);
 		bool first = k0 == 0, last = k0 + kc == g->k;
 		for (size_t p = p0; p < p1; p++) {
-			size_t n0 = p * KERNEL_NR, i = 0;
+			size_t n0 = p * KERNEL_NR, i = m0;
 			bool full = g->n - n0 >= KERNEL_NR;
 			const float *b = g->packed + (p * g->k + k0) * KERNEL_NR;
-			for (; full && i + KERNEL_MR <= g->m; i += KERNEL_MR)
+			for (; full && i + KERNEL_MR <= m1; i += KERNEL_MR)
 				kernel_6x16(g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0, g->ldc, first,
 					    last, g->bias ? g->bias + n0 : NULL, g->res ? g->res + i * g->ldr + n0 : NULL,
 					    g->ldr, g->act);
-			for (; i < g->m; i += KERNEL_MR)
-				tile_partial(g, MIN(g->m - i, (size_t)KERNEL_MR), i, p, k0, kc, first, last, apad);
+			for (; i < m1; i += KERNEL_MR)
+				tile_partial(g, MIN(m1 - i, (size_t)KERNEL_MR), i, p, k0, kc, first, last, apad);
 		}
 	}
 }
