@@ -304,7 +304,7 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	if (maxlen > c->cap_len) {
 		size_t d = cfg->hidden / cfg->heads;
 		free(c->scratch);
-		c->scratch_per_thread = (d + 1) * (maxlen + 8);
+		c->scratch_per_thread = (d + 2) * (maxlen + 8);
 		c->scratch = malloc(c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float));
 		c->cap_len = maxlen;
 		if (!c->scratch) {

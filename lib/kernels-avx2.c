@@ -148,47 +148,107 @@ AVX2_INLINE float hmax(__m256 v) {
 	return _mm_cvtss_f32(s);
 }
 
-/* Scores use Kᵀ (d x L, built once per head) so each query row is broadcast-FMAs without horizontal sums. */
+/* Scores for query rows r0..r0+R of one head: s[r][j] = scale * q_r · k_j, from Kᵀ (d x Lp). Two query
+ * rows x two 8-key blocks per step: four independent FMA chains sharing loads. */
+AVX2_INLINE void scores2(const float *q0, const float *q1, const float *kt, size_t Lp, size_t d, float scale,
+			 float *s0, float *s1) {
+	__m256 sc = _mm256_set1_ps(scale);
+	size_t j = 0;
+	for (; j + 16 <= Lp; j += 16) {
+		__m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
+		for (size_t t = 0; t < d; t++) {
+			__m256 k0 = _mm256_loadu_ps(kt + t * Lp + j), k1 = _mm256_loadu_ps(kt + t * Lp + j + 8);
+			__m256 x0 = _mm256_broadcast_ss(q0 + t), x1 = _mm256_broadcast_ss(q1 + t);
+			a00 = _mm256_fmadd_ps(x0, k0, a00);
+			a01 = _mm256_fmadd_ps(x0, k1, a01);
+			a10 = _mm256_fmadd_ps(x1, k0, a10);
+			a11 = _mm256_fmadd_ps(x1, k1, a11);
+		}
+		_mm256_storeu_ps(s0 + j, _mm256_mul_ps(a00, sc));
+		_mm256_storeu_ps(s0 + j + 8, _mm256_mul_ps(a01, sc));
+		_mm256_storeu_ps(s1 + j, _mm256_mul_ps(a10, sc));
+		_mm256_storeu_ps(s1 + j + 8, _mm256_mul_ps(a11, sc));
+	}
+	for (; j < Lp; j += 8) {
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+		for (size_t t = 0; t < d; t++) {
+			__m256 k0 = _mm256_loadu_ps(kt + t * Lp + j);
+			a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + t), k0, a0);
+			a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q1 + t), k0, a1);
+		}
+		_mm256_storeu_ps(s0 + j, _mm256_mul_ps(a0, sc));
+		_mm256_storeu_ps(s1 + j, _mm256_mul_ps(a1, sc));
+	}
+}
+
+/* Unnormalised softmax over s[0..L) in place (padding up to Lp becomes 0); returns 1 / sum. */
+AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp) {
+	for (size_t j = L; j < Lp; j++) s[j] = -INFINITY;
+	__m256 vmax = _mm256_set1_ps(-INFINITY);
+	for (size_t j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
+	__m256 mx = _mm256_set1_ps(hmax(vmax)), vsum = _mm256_setzero_ps();
+	for (size_t j = 0; j < Lp; j += 8) {
+		__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx));
+		if (j + 8 > L) /* exp256 clamps, so padding lanes are masked to exactly 0 */
+			e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)j),
+									 _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)),
+							   _mm256_set1_ps((float)L), _CMP_LT_OQ));
+		_mm256_storeu_ps(s + j, e);
+		vsum = _mm256_add_ps(vsum, e);
+	}
+	float sum = hsum(vsum);
+	return 1.0f / sum;
+}
+
+/* out rows r0, r1 = p0 V, p1 V for 32 columns starting at c: 8 independent chains. */
+AVX2_INLINE void pv2(const float *p0, const float *p1, const float *v, size_t ld, size_t L, float inv0,
+		     float inv1, float *o0, float *o1) {
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+	for (size_t j = 0; j < L; j++) {
+		const float *vj = v + j * ld;
+		__m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8), v2 = _mm256_loadu_ps(vj + 16),
+		       v3 = _mm256_loadu_ps(vj + 24);
+		__m256 x = _mm256_broadcast_ss(p0 + j), y = _mm256_broadcast_ss(p1 + j);
+		a0 = _mm256_fmadd_ps(x, v0, a0);
+		a1 = _mm256_fmadd_ps(x, v1, a1);
+		a2 = _mm256_fmadd_ps(x, v2, a2);
+		a3 = _mm256_fmadd_ps(x, v3, a3);
+		b0 = _mm256_fmadd_ps(y, v0, b0);
+		b1 = _mm256_fmadd_ps(y, v1, b1);
+		b2 = _mm256_fmadd_ps(y, v2, b2);
+		b3 = _mm256_fmadd_ps(y, v3, b3);
+	}
+	__m256 i0 = _mm256_set1_ps(inv0), i1 = _mm256_set1_ps(inv1);
+	_mm256_storeu_ps(o0, _mm256_mul_ps(a0, i0));
+	_mm256_storeu_ps(o0 + 8, _mm256_mul_ps(a1, i0));
+	_mm256_storeu_ps(o0 + 16, _mm256_mul_ps(a2, i0));
+	_mm256_storeu_ps(o0 + 24, _mm256_mul_ps(a3, i0));
+	_mm256_storeu_ps(o1, _mm256_mul_ps(b0, i1));
+	_mm256_storeu_ps(o1 + 8, _mm256_mul_ps(b1, i1));
+	_mm256_storeu_ps(o1 + 16, _mm256_mul_ps(b2, i1));
+	_mm256_storeu_ps(o1 + 24, _mm256_mul_ps(b3, i1));
+}
+
+/* Two query rows at a time: scores from Kᵀ (built once per head, so no horizontal sums), softmax, then P V
+ * in 32-column strips. Head widths that are not a multiple of 32 take the portable path. */
 AVX2 static void attention_avx2(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 				float scale, float *out, size_t ldo, float *scratch) {
-	if (d % 8) {
+	if (d % 32) {
 		kernels_portable.attention(q, k, v, ld, L, d, scale, out, ldo, scratch);
 		return;
 	}
 	size_t Lp = (L + 7) & ~(size_t)7;
-	float *kt = scratch, *s = scratch + d * Lp;
+	float *kt = scratch, *s0 = scratch + d * Lp, *s1 = s0 + Lp;
 	for (size_t j = 0; j < Lp; j++)
 		for (size_t t = 0; t < d; t++) kt[t * Lp + j] = j < L ? k[j * ld + t] : 0.0f;
-	for (size_t i = 0; i < L; i++) {
-		const float *qi = q + i * ld;
-		__m256 vmax = _mm256_set1_ps(-INFINITY);
-		for (size_t j = 0; j < Lp; j += 8) {
-			__m256 acc = _mm256_setzero_ps();
-			for (size_t t = 0; t < d; t++)
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(qi[t]), _mm256_loadu_ps(kt + t * Lp + j), acc);
-			acc = _mm256_mul_ps(acc, _mm256_set1_ps(scale));
-			_mm256_storeu_ps(s + j, acc);
-		}
-		for (size_t j = L; j < Lp; j++) s[j] = -INFINITY; /* padding columns get no weight */
-		for (size_t j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
-		__m256 mx = _mm256_set1_ps(hmax(vmax)), vsum = _mm256_setzero_ps();
-		for (size_t j = 0; j < Lp; j += 8) {
-			__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx));
-			if (j + 8 > L) /* exp256 clamps, so mask the padding explicitly */
-				e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)j),
-										 _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)),
-								   _mm256_set1_ps((float)L), _CMP_LT_OQ));
-			_mm256_storeu_ps(s + j, e);
-			vsum = _mm256_add_ps(vsum, e);
-		}
-		__m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
-		float *oi = out + i * ldo;
-		for (size_t t = 0; t < d; t += 8) {
-			__m256 acc = _mm256_setzero_ps();
-			for (size_t j = 0; j < L; j++)
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(v + j * ld + t), acc);
-			_mm256_storeu_ps(oi + t, _mm256_mul_ps(acc, inv));
-		}
+	for (size_t i = 0; i < L; i += 2) {
+		/* An odd last row is paired with itself. */
+		size_t i1 = i + 1 < L ? i + 1 : i;
+		scores2(q + i * ld, q + i1 * ld, kt, Lp, d, scale, s0, s1);
+		float inv0 = softmax_row(s0, L, Lp), inv1 = softmax_row(s1, L, Lp);
+		float tmp[32];
+		for (size_t c = 0; c < d; c += 32)
+			pv2(s0, s1, v + c, ld, L, inv0, inv1, out + i * ldo + c, i1 != i ? out + i1 * ldo + c : tmp);
 	}
 }
 
