@@ -327,7 +327,7 @@ struct job {
 
 /* Product tasks: blocks of GEMM_MC rows (so a block of activations stays in L2 while panels stream past)
  * by GEMM_PANELS panels. */
-#define GEMM_MC (KERNEL_MR * 16)
+#define GEMM_MC KERNEL_MC
 #define GEMM_PANELS 2
 
 static void run_gemm(void *arg, unsigned long task, unsigned tid) {

@@ -10,6 +10,7 @@
 #define KERNEL_NR 16  /* columns per packed panel */
 #define KERNEL_MR 6   /* activation rows per register tile */
 #define KERNEL_KC 256 /* K block: one panel block (16 KiB) stays in L1 */
+#define KERNEL_MC 96  /* row block: 96 x KC activations (96 KiB) stay in L2 */
 
 enum { ACT_NONE, ACT_GELU };
 
