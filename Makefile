@@ -33,7 +33,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 2
 
 # pkg-config modules every build needs; tools/bootstrap.sh maps each to its Debian package.
-PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1
+PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1 hogweed nettle gmp
 TEST_PKGS := cmocka
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -72,25 +72,33 @@ prog_dir = $(word 2,$(subst :, ,$(1)))
 # Programs whose directory has no source yet are simply not built.
 BUILT_PROGRAMS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$(p))/*.c),$(p)))
 
+# Quiet rules unless V=1.
+Q := $(if $(V),,@)
+E := $(if $(V),@true,@printf '  %-6s %s\n')
+
 # $(1) = tree name, $(2) = cflags, $(3) = ldflags, $(4) = compiler
 define TREE
 build/$(1)/%.o: %.c | deps
 	@mkdir -p $$(@D)
-	$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
+	$(E) CC.$(1) $$<
+	$(Q)$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libeml.a: $(patsubst %.c,build/$(1)/%.o,$(LIB_SRCS))
 	@rm -f $$@
-	ar rcs $$@ $$^
+	$(E) AR $$@
+	$(Q)ar rcs $$@ $$^
 
 $(foreach p,$(BUILT_PROGRAMS),$(eval $(call PROGRAM,$(1),$(call prog_name,$(p)),$(call prog_dir,$(p)),$(2) $(3),$(4))))
 
 build/$(1)/tests/%: build/$(1)/tests/unit/%.o $(patsubst %.c,build/$(1)/%.o,$(UNIT_HELPERS)) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
 
 build/$(1)/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 -include $(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
@@ -99,7 +107,8 @@ endef
 define PROGRAM
 build/$(1)/bin/$(2): $(patsubst %.c,build/$(1)/%.o,$(sort $(wildcard $(3)/*.c))) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 build/$(1)/programs: build/$(1)/bin/$(2)
 endef
 
@@ -119,10 +128,11 @@ BENCH_BINS := $(patsubst tests/bench/%.c,build/release/bench/%,$(BENCH_SRCS))
 
 build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $@
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 .PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
-	release-bins asan-bins
+	release-bins asan-bins oracle bench-peers
 
 all: $(RELEASE_BINS)
 
@@ -131,9 +141,13 @@ deps:
 	@tools/bootstrap.sh
 
 export EML_SRCDIR := $(CURDIR)
+export EML_TALLY := $(CURDIR)/build/check-tally
 
+# Each runner appends "NAME passed failed" to build/check-tally; the last line of `make check` sums them.
 check: deps
-	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke vm-test
+	@mkdir -p build && rm -f build/check-tally
+	@rc=0; $(MAKE) --no-print-directory -k check-unit check-integration check-fuzz-smoke vm-test || rc=1; \
+	 awk '{p+=$$2; f+=$$3} END {printf "check: %d passed, %d failed\n", p, f}' build/check-tally; exit $$rc
 
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)
@@ -197,3 +211,22 @@ install: $(RELEASE_BINS)
 
 clean:
 	rm -rf build
+
+# The independent PyTorch oracle (Debian's python3-torch; not needed by check): regenerates the committed
+# fixture tests/oracle/fixture.json from the deterministic random MiniLM-shaped model.
+ORACLE_PYTHON ?= /usr/bin/python3
+ORACLE_MODEL := build/oracle/model
+$(ORACLE_MODEL)/model.safetensors: build/release/bin/eml
+	@mkdir -p $(@D)
+	cp tests/vectors/models/all-MiniLM-L6-v2/config.json tests/vectors/models/all-MiniLM-L6-v2/vocab.txt $(@D)/
+	build/release/bin/eml model random --config $(@D)/config.json --seed 1 -o $@
+
+oracle: $(ORACLE_MODEL)/model.safetensors
+	@tools/bootstrap.sh oracle
+	$(ORACLE_PYTHON) tests/oracle/oracle.py --model $(ORACLE_MODEL) --sentences tests/oracle/sentences.json \
+		-o tests/oracle/fixture.json
+
+# Our encoder and onnxruntime (npm onnxruntime-node) on the same weights, same shapes, one run. Not in check.
+bench-peers: $(ORACLE_MODEL)/model.safetensors
+	@tools/bootstrap.sh oracle
+	EML_BUILD=$(CURDIR)/build/release ORACLE_PYTHON=$(ORACLE_PYTHON) tests/peers/bench-peers.sh $(ORACLE_MODEL)

@@ -8,6 +8,7 @@ set -euo pipefail
 declare -A PKG=(
 	[libsystemd]=libsystemd-dev [openssl]=libssl-dev [libcurl]=libcurl4-openssl-dev [libcbor]=libcbor-dev
 	[json-c]=libjson-c-dev [libutf8proc]=libutf8proc-dev [yaml-0.1]=libyaml-dev [cmocka]=libcmocka-dev
+	[hogweed]=nettle-dev [nettle]=nettle-dev [gmp]=libgmp-dev
 )
 # command -> Debian package
 declare -A TOOL=(
@@ -25,7 +26,10 @@ fuzz)
 	PKG=()
 	;;
 oracle)
-	TOOL=([python3]=python3)
+	TOOL=([python3]=python3 [node]=nodejs [npm]=npm)
+	FILE=([/usr/lib/python3/dist-packages/torch/__init__.py]=python3-torch
+		[/usr/lib/python3/dist-packages/numpy/__init__.py]=python3-numpy
+		[/usr/lib/python3/dist-packages/onnx/__init__.py]=python3-onnx)
 	PKG=()
 	;;
 vm)

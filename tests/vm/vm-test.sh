@@ -75,6 +75,7 @@ qemu_pid=$!
 cat "$work/mon.out" >/dev/null &
 
 fail() {
+	[[ -n ${EML_TALLY:-} ]] && echo "vm 0 1" >>"$EML_TALLY"
 	echo "vm-test: $*" >&2
 	echo "---- console ----" >&2
 	tr -d '\r' <"$work/console.log" | tail -60 >&2
@@ -119,3 +120,5 @@ grep -q 'eml-init: powering off' <<<"$console" || fail "eml-init did not power o
 grep -q 'reboot: Power down' <<<"$console" || fail "the kernel did not power down"
 grep -q 'eml-init: loaded [0-9]* of [0-9]* modules from /lib/modules/eml' <<<"$console" || fail "no modules loaded"
 echo "vm-test: ok: ${net_ms:+guest network up after ${up_ms} ms, host read the guest line over user-mode networking after ${net_ms} ms, }marker after ${marker_ms} ms, powered off after ${total_ms} ms (accel $accel)"
+[[ -n ${EML_TALLY:-} ]] && echo "vm 1 0" >>"$EML_TALLY"
+echo "vm-test: 1 passed, 0 failed"
