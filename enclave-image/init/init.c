@@ -7,7 +7,8 @@
  * no mounts, no module, no heartbeat, no reboot; it becomes a child subreaper so orphans are still reaped, and
  * exits with the command's status instead of powering off.
  *
- * Links statically against libc (plus libeml's initconf/nsmrandom/util): no libsystemd, no dynamic loader. */
+ * Links statically against libc (plus libeml's initconf, nsm-random, nsm-transport and util): no libsystemd, no
+ * libcbor (Debian ships no static one), no dynamic loader. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -34,7 +35,8 @@
 
 #include "initconf.h"
 #include "macro.h"
-#include "nsmrandom.h"
+#include "nsm-random.h"
+#include "nsm-transport.h"
 #include "util.h"
 
 #define DEFAULT_CONFIG "/etc/eml/init.conf"
@@ -158,9 +160,9 @@ static int seed_rng(void) {
 		struct rand_pool_info info;
 		uint8_t data[256];
 	} pool;
-	int n = nsm_get_random(NSM_DEVICE, pool.data, sizeof pool.data);
+	int n = nsm_random_fetch(NSM_DEVICE_DEFAULT, pool.data, sizeof pool.data);
 	if (n == -ENOENT) {
-		say("no %s: kernel RNG not seeded from the NSM", NSM_DEVICE);
+		say("no %s: kernel RNG not seeded from the NSM", NSM_DEVICE_DEFAULT);
 		return 0;
 	}
 	if (n < 0) {
