@@ -92,10 +92,11 @@ static int measure_init(struct measure *m) {
 	return 0;
 }
 
-/* ramdisk_index: -1 for kernel/cmdline. */
+/* ramdisk_index: -1 for kernel/cmdline. PCR1's data is a prefix of PCR0's (kernel, cmdline, first ramdisk), so
+ * it is not hashed twice: PCR1 is a snapshot of PCR0's state taken after the first ramdisk. */
 static int measure_section(struct measure *m, int ramdisk_index, const uint8_t *data, size_t len) {
 	if (!EVP_DigestUpdate(m->pcr0, data, len)) return -EIO;
-	if (ramdisk_index <= 0 && !EVP_DigestUpdate(m->pcr1, data, len)) return -EIO;
+	if (ramdisk_index == 0 && !EVP_MD_CTX_copy_ex(m->pcr1, m->pcr0)) return -EIO;
 	if (ramdisk_index > 0 && !EVP_DigestUpdate(m->pcr2, data, len)) return -EIO;
 	return 0;
 }
