@@ -7,8 +7,10 @@
 # port 5000, which the host reads through qemu's user-mode networking (hostfwd): the path a client session
 # will take once eml-inferenced runs in the VM.
 # Environment: VM_COMMAND (shell text run by busybox sh inside the VM instead of the default; it should print
-# VM_MARKER), VM_MARKER (default EML-VM-MARKER), VM_ACCEL (default tcg), VM_TIMEOUT (seconds, default 85),
-# VM_KEEP=1 keeps the work directory.
+# VM_MARKER), VM_MARKER (default EML-VM-MARKER), VM_EXTRA_DIR (a tree copied into the VM's root, e.g. the
+# daemon and its configuration), VM_HOST_CHECK (shell text run on the host once the marker is seen, with
+# VM_PORT = the host port forwarded to guest port 5000; failing it fails the test), VM_ACCEL (default tcg),
+# VM_TIMEOUT (seconds, default 85), VM_KEEP=1 keeps the work directory.
 set -euo pipefail
 img=${1:?usage: vm-test.sh IMAGE_DIR}
 img=$(cd "$img" && pwd)
@@ -49,6 +51,7 @@ for applet in sh ip nc sleep; do ln -s busybox "$work/root/bin/$applet"; done
 # Network driver for the VM; eml-init loads /lib/modules/eml/*.ko (merged with the image's own modules).
 moddir=${MODULES_DIR:-$(dirname "$img")/kernel/modules}
 "$(dirname "$0")/../../enclave-image/kmods.sh" "$moddir" "$work/root/lib/modules/eml" virtio_pci virtio_net
+[[ -n ${VM_EXTRA_DIR:-} ]] && cp -a "$VM_EXTRA_DIR/." "$work/root/"
 printf '%s\n' "$command" >"$work/root/etc/eml/vm-command.sh"
 cat >"$work/root/etc/eml/init.conf" <<CONF
 command=/bin/busybox sh /etc/eml/vm-command.sh
@@ -104,6 +107,9 @@ until grep -q "$marker" "$work/console.log"; do
 	sleep 0.2
 done
 marker_ms=$(ms)
+if [[ -n ${VM_HOST_CHECK:-} ]]; then
+	VM_PORT=$port bash -c "$VM_HOST_CHECK" || fail "host check failed: $VM_HOST_CHECK"
+fi
 echo "sendkey ctrl-alt-delete" >"$work/mon.in"
 while kill -0 "$qemu_pid" 2>/dev/null; do
 	(($(ms) < timeout * 1000)) || fail "no power-off within ${timeout}s"
