@@ -6,8 +6,8 @@
 #   OUTDIR/enclave.eif     kernel + cmdline + both ramdisks          -> PCR0
 #   OUTDIR/pcrs.json       PCR0/1/2 in nitro-cli's shape; OUTDIR/vmlinuz the kernel used
 # Environment: EML (eml binary), STATIC_DIR (static enclave binaries), KERNEL (bzImage; default Debian's,
-# fetched once into build/kernel), MODULES_DIR (that kernel's module tree; default the fetched one, none with
-# KERNEL), ENCLAVE_MODULES (default: virtio_mmio vmw_vsock_virtio_transport), NSM_KO (the NSM driver for that
+# fetched once into build/kernel), KERNEL_VERSION (metadata only, with KERNEL), MODULES_DIR (that kernel's
+# module tree; default the fetched one, none with KERNEL), ENCLAVE_MODULES (default: virtio_mmio vmw_vsock_virtio_transport), NSM_KO (the NSM driver for that
 # kernel: Debian 12's 6.1 has none), CMDLINE, INIT_CONF (default enclave-image/init.conf), SOURCE_DATE_EPOCH
 # (metadata build time, default 0). Same inputs, same bytes: nothing depends on time, owner or file order.
 set -euo pipefail
@@ -21,7 +21,7 @@ cmdline=${CMDLINE:-"reboot=k panic=30 pci=off console=ttyS0 i8042.noaux i8042.no
 conf=${INIT_CONF:-$src/init.conf}
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0}
 
-kver=Unknown
+kver=${KERNEL_VERSION:-Unknown}
 moddir=${MODULES_DIR:-}
 if [[ -z $kernel ]]; then
 	kernel=$("$src/fetch-kernel.sh" "$(dirname "$out")/kernel")
