@@ -33,7 +33,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 2
 
 # pkg-config modules every build needs; tools/bootstrap.sh maps each to its Debian package.
-PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1
+PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1 hogweed nettle gmp
 TEST_PKGS := cmocka
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -141,7 +141,7 @@ build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 .PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
-	release-bins asan-bins
+	release-bins asan-bins oracle bench-peers
 
 all: $(RELEASE_BINS)
 
@@ -150,9 +150,13 @@ deps:
 	@tools/bootstrap.sh
 
 export EML_SRCDIR := $(CURDIR)
+export EML_TALLY := $(CURDIR)/build/check-tally
 
+# Each runner appends "NAME passed failed" to build/check-tally; the last line of `make check` sums them.
 check: deps
-	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke
+	@mkdir -p build && rm -f build/check-tally
+	@rc=0; $(MAKE) --no-print-directory -k check-unit check-integration check-fuzz-smoke vm-test || rc=1; \
+	 awk '{p+=$$2; f+=$$3} END {printf "check: %d passed, %d failed\n", p, f}' build/check-tally; exit $$rc
 
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)
@@ -169,6 +173,33 @@ fuzz: deps deps-fuzz $(FUZZ_BINS)
 .PHONY: deps-fuzz
 deps-fuzz:
 	@tools/bootstrap.sh fuzz
+
+# Enclave image: the enclave's programs linked statically (libc plus the static libraries they need; Debian has
+# no libsystemd.a and enclave code never uses libsystemd), two deterministic cpio ramdisks and the EIF with its
+# PCRs, all under build/enclave-image. KERNEL=path/to/bzImage pins the kernel (default: Debian's, fetched once).
+ENCLAVE_PROGRAMS := eml-init:enclave-image/init eml-inferenced:enclave-image/inferenced
+ENCLAVE_BUILT := $(filter $(ENCLAVE_PROGRAMS),$(BUILT_PROGRAMS))
+STATIC_LIBS := -lcrypto -lpthread
+STATIC_BINS := $(foreach p,$(ENCLAVE_BUILT),build/release/static/$(call prog_name,$(p)))
+
+define STATIC_PROGRAM
+build/release/static/$(1): $(patsubst %.c,build/release/%.o,$(sort $(wildcard $(2)/*.c))) build/release/libeml.a
+	@mkdir -p $$(@D)
+	$(CC) -static -s $(RELEASE_CFLAGS) -o $$@ $$^ $(STATIC_LIBS)
+endef
+$(foreach p,$(ENCLAVE_BUILT),$(eval $(call STATIC_PROGRAM,$(call prog_name,$(p)),$(call prog_dir,$(p)))))
+
+.PHONY: enclave-image enclave-static vm-test
+enclave-static: $(STATIC_BINS)
+
+enclave-image: deps $(STATIC_BINS) build/release/bin/eml
+	@EML=build/release/bin/eml STATIC_DIR=build/release/static KERNEL="$(KERNEL)" \
+		enclave-image/build.sh build/enclave-image
+
+# Boots the image's kernel and eml-init as PID 1 under qemu (software emulation); see tests/vm/vm-test.sh.
+vm-test: enclave-image
+	@tools/bootstrap.sh vm
+	@tests/vm/vm-test.sh build/enclave-image
 
 bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 	@EML_BUILD=$(CURDIR)/build/release tests/run-bench.sh $(BENCH_BINS)
@@ -189,3 +220,22 @@ install: $(RELEASE_BINS)
 
 clean:
 	rm -rf build
+
+# The independent PyTorch oracle (Debian's python3-torch; not needed by check): regenerates the committed
+# fixture tests/oracle/fixture.json from the deterministic random MiniLM-shaped model.
+ORACLE_PYTHON ?= /usr/bin/python3
+ORACLE_MODEL := build/oracle/model
+$(ORACLE_MODEL)/model.safetensors: build/release/bin/eml
+	@mkdir -p $(@D)
+	cp tests/vectors/models/all-MiniLM-L6-v2/config.json tests/vectors/models/all-MiniLM-L6-v2/vocab.txt $(@D)/
+	build/release/bin/eml model random --config $(@D)/config.json --seed 1 -o $@
+
+oracle: $(ORACLE_MODEL)/model.safetensors
+	@tools/bootstrap.sh oracle
+	$(ORACLE_PYTHON) tests/oracle/oracle.py --model $(ORACLE_MODEL) --sentences tests/oracle/sentences.json \
+		-o tests/oracle/fixture.json
+
+# Our encoder and onnxruntime (npm onnxruntime-node) on the same weights, same shapes, one run. Not in check.
+bench-peers: $(ORACLE_MODEL)/model.safetensors
+	@tools/bootstrap.sh oracle
+	EML_BUILD=$(CURDIR)/build/release ORACLE_PYTHON=$(ORACLE_PYTHON) tests/peers/bench-peers.sh $(ORACLE_MODEL)

@@ -19,4 +19,5 @@ for f in "$@"; do
 	rm -rf "$work" "$work.log"
 done
 echo "fuzz: $pass passed, ${#failed[@]} failed"
+[[ -n ${EML_TALLY:-} ]] && echo "fuzz $pass ${#failed[@]}" >>"$EML_TALLY"
 ((${#failed[@]} == 0))

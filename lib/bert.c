@@ -1,0 +1,434 @@
+/* bert.c: see bert.h. Sequences of a batch are packed back to back (no padding): every per-token step
+ * (projections, feed-forward, LayerNorm) runs over all tokens at once, and attention runs per sequence and
+ * head over that sequence's own tokens, which is exactly what an attention mask over padding computes. */
+#include <json-c/json.h>
+#include <math.h>
+#include <stdarg.h>
+
+#include "bert.h"
+#include "kernels.h"
+#include "macro.h"
+#include "threadpool.h"
+
+struct linear {
+	float *packed; /* kernels_pack() layout */
+	float *bias;
+	size_t n, k;
+};
+
+struct layer {
+	struct linear qkv, out, up, down; /* qkv fuses query, key, value: one product of width 3 * hidden */
+	float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
+};
+
+struct bert_model {
+	struct bert_config cfg;
+	const struct kernels *k;
+	float *word, *pos, *type, *emb_g, *emb_b;
+	struct layer *layer;
+	size_t bytes;
+};
+
+struct bert_ctx {
+	const struct bert_model *m;
+	struct threadpool *pool;
+	size_t cap_tokens, cap_len;
+	float *x, *qkv, *att, *mid, *scratch; /* scratch: per thread attention workspace */
+	size_t scratch_per_thread;
+};
+
+_printf_(4, 5) static int fail(int r, char *err, size_t errsz, const char *fmt, ...) {
+	if (err && errsz > 0) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(err, errsz, fmt, ap);
+		va_end(ap);
+	}
+	return r;
+}
+
+static int get_uint(struct json_object *root, const char *key, unsigned lo, unsigned hi, bool required,
+		    unsigned *ret, char *err, size_t errsz) {
+	struct json_object *o;
+	if (!json_object_object_get_ex(root, key, &o)) {
+		if (!required) return 0;
+		return fail(-EBADMSG, err, errsz, "config: missing %s", key);
+	}
+	if (!json_object_is_type(o, json_type_int))
+		return fail(-EBADMSG, err, errsz, "config: %s is not an integer", key);
+	int64_t v = json_object_get_int64(o);
+	if (v < lo || v > hi) return fail(-EBADMSG, err, errsz, "config: %s=%lld outside %u..%u", key, (long long)v, lo, hi);
+	*ret = (unsigned)v;
+	return 0;
+}
+
+int bert_config_parse(const char *json, size_t len, struct bert_config *ret, char *err, size_t errsz) {
+	if (len > (1u << 20)) return fail(-EFBIG, err, errsz, "config: larger than 1 MiB");
+	struct json_tokener *tok = json_tokener_new_ex(16);
+	if (!tok) return -ENOMEM;
+	struct json_object *root = json_tokener_parse_ex(tok, json, (int)len);
+	bool ok = root && json_tokener_get_error(tok) == json_tokener_success;
+	json_tokener_free(tok);
+	int r;
+	struct bert_config c = {.type_vocab = 2, .ln_eps = 1e-12f};
+	if (!ok || !json_object_is_type(root, json_type_object)) {
+		r = fail(-EBADMSG, err, errsz, "config: not a JSON object");
+		goto out;
+	}
+	if ((r = get_uint(root, "vocab_size", 1, BERT_MAX_VOCAB, true, &c.vocab_size, err, errsz)) < 0 ||
+	    (r = get_uint(root, "hidden_size", 1, BERT_MAX_HIDDEN, true, &c.hidden, err, errsz)) < 0 ||
+	    (r = get_uint(root, "num_hidden_layers", 1, BERT_MAX_LAYERS, true, &c.layers, err, errsz)) < 0 ||
+	    (r = get_uint(root, "num_attention_heads", 1, BERT_MAX_HIDDEN, true, &c.heads, err, errsz)) < 0 ||
+	    (r = get_uint(root, "intermediate_size", 1, 4 * BERT_MAX_HIDDEN, true, &c.intermediate, err, errsz)) < 0 ||
+	    (r = get_uint(root, "max_position_embeddings", 2, BERT_MAX_POSITIONS, true, &c.max_positions, err,
+			  errsz)) < 0 ||
+	    (r = get_uint(root, "type_vocab_size", 1, 1024, false, &c.type_vocab, err, errsz)) < 0)
+		goto out;
+	if (c.hidden % c.heads) {
+		r = fail(-EBADMSG, err, errsz, "config: hidden_size %u not a multiple of num_attention_heads %u",
+			 c.hidden, c.heads);
+		goto out;
+	}
+	struct json_object *o;
+	if (json_object_object_get_ex(root, "layer_norm_eps", &o)) {
+		double e = json_object_get_double(o);
+		if (!(json_object_is_type(o, json_type_double) || json_object_is_type(o, json_type_int)) ||
+		    !(e > 0 && e < 1)) {
+			r = fail(-EBADMSG, err, errsz, "config: layer_norm_eps must be in (0, 1)");
+			goto out;
+		}
+		c.ln_eps = (float)e;
+	}
+	/* "gelu" in transformers is the exact erf form; the tanh approximation is a different function. */
+	if (json_object_object_get_ex(root, "hidden_act", &o) &&
+	    (!json_object_is_type(o, json_type_string) || strcmp(json_object_get_string(o), "gelu") != 0)) {
+		r = fail(-EOPNOTSUPP, err, errsz, "config: hidden_act must be \"gelu\"");
+		goto out;
+	}
+	if (json_object_object_get_ex(root, "position_embedding_type", &o) &&
+	    (!json_object_is_type(o, json_type_string) || strcmp(json_object_get_string(o), "absolute") != 0)) {
+		r = fail(-EOPNOTSUPP, err, errsz, "config: only absolute position embeddings are supported");
+		goto out;
+	}
+	*ret = c;
+	r = 0;
+out:
+	json_object_put(root);
+	return r;
+}
+
+static void linear_free(struct linear *l) {
+	free(l->packed);
+	free(l->bias);
+}
+
+void bert_model_free(struct bert_model *m) {
+	if (!m) return;
+	free(m->word);
+	free(m->pos);
+	free(m->type);
+	free(m->emb_g);
+	free(m->emb_b);
+	if (m->layer)
+		for (unsigned i = 0; i < m->cfg.layers; i++) {
+			struct layer *l = &m->layer[i];
+			linear_free(&l->qkv);
+			linear_free(&l->out);
+			linear_free(&l->up);
+			linear_free(&l->down);
+			free(l->ln1_g);
+			free(l->ln1_b);
+			free(l->ln2_g);
+			free(l->ln2_b);
+		}
+	free(m->layer);
+	free(m);
+}
+
+const struct bert_config *bert_model_config(const struct bert_model *m) {
+	return &m->cfg;
+}
+
+size_t bert_model_weight_bytes(const struct bert_model *m) {
+	return m->bytes;
+}
+
+const char *bert_model_kernels(const struct bert_model *m) {
+	return m->k->name;
+}
+
+/* Read tensor `name` of shape [d0] or [d0, d1] (d1 == 0 for 1-D) as float into dst. */
+static int read_tensor(const struct safetensors *st, const char *name, size_t d0, size_t d1, float *dst,
+		       char *err, size_t errsz) {
+	const struct safetensors_tensor *t = safetensors_find(st, name);
+	if (!t) return fail(-ENOENT, err, errsz, "model: tensor %s missing", name);
+	bool ok = d1 ? t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1 : t->ndim == 1 && t->shape[0] == d0;
+	if (!ok) return fail(-EBADMSG, err, errsz, "model: tensor %s has the wrong shape (want [%zu%s%.0zu])", name, d0,
+			     d1 ? ", " : "", d1);
+	int r = safetensors_read_f32(st, t, dst, d1 ? d0 * d1 : d0);
+	if (r == -EMEDIUMTYPE)
+		return fail(r, err, errsz, "model: tensor %s has dtype %s (F32, F16 or BF16 needed)", name,
+			    safetensors_dtype_name(t->dtype));
+	if (r < 0) return fail(r, err, errsz, "model: tensor %s: %s", name, strerror(-r));
+	safetensors_release(st, t);
+	return 0;
+}
+
+static int alloc_read(const struct safetensors *st, const char *name, size_t d0, size_t d1, float **ret,
+		      size_t *bytes, char *err, size_t errsz) {
+	size_t n = d1 ? d0 * d1 : d0;
+	float *p = malloc(n * sizeof(float));
+	if (!p) return -ENOMEM;
+	int r = read_tensor(st, name, d0, d1, p, err, errsz);
+	if (r < 0) {
+		free(p);
+		return r;
+	}
+	*bytes += n * sizeof(float);
+	*ret = p;
+	return 0;
+}
+
+/* Load `parts` Linear layers (prefix.NAME.weight [n_i, k], .bias [n_i]) stacked along N into one packed
+ * product. tmp holds sum(n_i) * k floats. */
+static int load_linear(const struct safetensors *st, const char *prefix, const char *const *names, size_t parts,
+		       size_t n, size_t k, float *tmp, struct linear *l, size_t *bytes, char *err, size_t errsz) {
+	size_t total = n * parts;
+	l->n = total;
+	l->k = k;
+	l->bias = malloc(total * sizeof(float));
+	l->packed = aligned_alloc(64, kernels_packed_size(total, k));
+	if (!l->bias || !l->packed) return -ENOMEM;
+	for (size_t i = 0; i < parts; i++) {
+		char name[256];
+		int r;
+		snprintf(name, sizeof name, "%s%s.weight", prefix, names[i]);
+		if ((r = read_tensor(st, name, n, k, tmp + i * n * k, err, errsz)) < 0) return r;
+		snprintf(name, sizeof name, "%s%s.bias", prefix, names[i]);
+		if ((r = read_tensor(st, name, n, 0, l->bias + i * n, err, errsz)) < 0) return r;
+	}
+	kernels_pack(tmp, total, k, l->packed);
+	*bytes += kernels_packed_size(total, k) + total * sizeof(float);
+	return 0;
+}
+
+int bert_model_load(const struct bert_config *cfg, const struct safetensors *st, unsigned flags,
+		    struct bert_model **ret, char *err, size_t errsz) {
+	struct bert_model *m = calloc(1, sizeof *m);
+	if (!m) return -ENOMEM;
+	m->cfg = *cfg;
+	m->k = kernels_select(flags & BERT_LOAD_PORTABLE);
+	size_t H = cfg->hidden, I = cfg->intermediate;
+	float *tmp = malloc(MAX(3 * H * H, I * H) * sizeof(float));
+	int r = -ENOMEM;
+	if (!tmp || !(m->layer = calloc(cfg->layers, sizeof *m->layer))) goto fail;
+	if ((r = alloc_read(st, "embeddings.word_embeddings.weight", cfg->vocab_size, H, &m->word, &m->bytes, err,
+			    errsz)) < 0 ||
+	    (r = alloc_read(st, "embeddings.position_embeddings.weight", cfg->max_positions, H, &m->pos, &m->bytes,
+			    err, errsz)) < 0 ||
+	    (r = alloc_read(st, "embeddings.token_type_embeddings.weight", cfg->type_vocab, H, &m->type, &m->bytes,
+			    err, errsz)) < 0 ||
+	    (r = alloc_read(st, "embeddings.LayerNorm.weight", H, 0, &m->emb_g, &m->bytes, err, errsz)) < 0 ||
+	    (r = alloc_read(st, "embeddings.LayerNorm.bias", H, 0, &m->emb_b, &m->bytes, err, errsz)) < 0)
+		goto fail;
+	for (unsigned i = 0; i < cfg->layers; i++) {
+		struct layer *l = &m->layer[i];
+		char p[64], n[128];
+		static const char *const qkv[] = {"attention.self.query", "attention.self.key", "attention.self.value"};
+		static const char *const out[] = {"attention.output.dense"};
+		static const char *const up[] = {"intermediate.dense"};
+		static const char *const down[] = {"output.dense"};
+		snprintf(p, sizeof p, "encoder.layer.%u.", i);
+		if ((r = load_linear(st, p, qkv, 3, H, H, tmp, &l->qkv, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, out, 1, H, H, tmp, &l->out, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, up, 1, I, H, tmp, &l->up, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, down, 1, H, I, tmp, &l->down, &m->bytes, err, errsz)) < 0)
+			goto fail;
+#define LN(field, suffix)                                                                               \
+	snprintf(n, sizeof n, "%s%s", p, suffix);                                                       \
+	if ((r = alloc_read(st, n, H, 0, &l->field, &m->bytes, err, errsz)) < 0) goto fail
+		LN(ln1_g, "attention.output.LayerNorm.weight");
+		LN(ln1_b, "attention.output.LayerNorm.bias");
+		LN(ln2_g, "output.LayerNorm.weight");
+		LN(ln2_b, "output.LayerNorm.bias");
+#undef LN
+	}
+	free(tmp);
+	*ret = m;
+	return 0;
+fail:
+	free(tmp);
+	bert_model_free(m);
+	return r;
+}
+
+void bert_ctx_free(struct bert_ctx *c) {
+	if (!c) return;
+	threadpool_free(c->pool);
+	free(c->x);
+	free(c->qkv);
+	free(c->att);
+	free(c->mid);
+	free(c->scratch);
+	free(c);
+}
+
+int bert_ctx_new(const struct bert_model *m, unsigned threads, struct bert_ctx **ret) {
+	if (threads == 0) return -EINVAL;
+	struct bert_ctx *c = calloc(1, sizeof *c);
+	if (!c) return -ENOMEM;
+	c->m = m;
+	int r = threadpool_new(threads, &c->pool);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
+	const struct bert_config *cfg = &c->m->cfg;
+	if (tokens > c->cap_tokens) {
+		free(c->x), free(c->qkv), free(c->att), free(c->mid);
+		c->x = malloc(tokens * cfg->hidden * sizeof(float));
+		c->qkv = malloc(tokens * cfg->hidden * 3 * sizeof(float));
+		c->att = malloc(tokens * cfg->hidden * sizeof(float));
+		c->mid = malloc(tokens * cfg->intermediate * sizeof(float));
+		c->cap_tokens = tokens;
+		if (!c->x || !c->qkv || !c->att || !c->mid) {
+			c->cap_tokens = 0;
+			return -ENOMEM;
+		}
+	}
+	if (maxlen > c->cap_len) {
+		size_t d = cfg->hidden / cfg->heads;
+		free(c->scratch);
+		c->scratch_per_thread = (d + 1) * (maxlen + 8);
+		c->scratch = malloc(c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float));
+		c->cap_len = maxlen;
+		if (!c->scratch) {
+			c->cap_len = 0;
+			return -ENOMEM;
+		}
+	}
+	return 0;
+}
+
+struct job {
+	struct bert_ctx *c;
+	const struct layer *l;
+	struct gemm_args g;
+	const int32_t *const *ids;
+	const size_t *lens, *starts;
+	size_t batch, tokens;
+	const float *ln_g, *ln_b, *ln_src;
+};
+
+static void run_gemm(void *arg, unsigned tid, unsigned nt) {
+	struct job *j = arg;
+	unsigned long p0, p1;
+	threadpool_split((j->g.n + KERNEL_NR - 1) / KERNEL_NR, tid, nt, &p0, &p1);
+	if (p1 > p0) j->c->m->k->gemm(&j->g, p0, p1);
+}
+
+static void run_layernorm(void *arg, unsigned tid, unsigned nt) {
+	struct job *j = arg;
+	size_t H = j->c->m->cfg.hidden;
+	unsigned long r0, r1;
+	threadpool_split(j->tokens, tid, nt, &r0, &r1);
+	kernels_layernorm(j->ln_src + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
+}
+
+static void run_embed(void *arg, unsigned tid, unsigned nt) {
+	struct job *j = arg;
+	const struct bert_model *m = j->c->m;
+	size_t H = m->cfg.hidden;
+	unsigned long s0, s1;
+	threadpool_split(j->batch, tid, nt, &s0, &s1);
+	for (size_t s = s0; s < s1; s++)
+		for (size_t t = 0; t < j->lens[s]; t++) {
+			float *x = j->c->x + (j->starts[s] + t) * H;
+			const float *w = m->word + (size_t)j->ids[s][t] * H, *p = m->pos + t * H;
+			for (size_t h = 0; h < H; h++) x[h] = w[h] + p[h] + m->type[h];
+			kernels_layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
+		}
+}
+
+static void run_attention(void *arg, unsigned tid, unsigned nt) {
+	struct job *j = arg;
+	const struct bert_config *cfg = &j->c->m->cfg;
+	size_t H = cfg->hidden, d = H / cfg->heads;
+	float *scratch = j->c->scratch + tid * j->c->scratch_per_thread;
+	float scale = 1.0f / sqrtf((float)d);
+	unsigned long t0, t1;
+	/* (sequence, head) pairs; long sequences cost more, but heads of one sequence spread over threads. */
+	threadpool_split(j->batch * cfg->heads, tid, nt, &t0, &t1);
+	for (size_t t = t0; t < t1; t++) {
+		size_t s = t / cfg->heads, h = t % cfg->heads;
+		const float *q = j->c->qkv + j->starts[s] * 3 * H + h * d;
+		j->c->m->k->attention(q, q + H, q + 2 * H, 3 * H, j->lens[s], d, scale,
+				      j->c->att + j->starts[s] * H + h * d, H, scratch);
+	}
+}
+
+static void gemm(struct job *j, const float *a, size_t lda, const struct linear *l, const float *res, float *out,
+		 int act) {
+	j->g = (struct gemm_args){
+		.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = res, .ldr = l->n,
+		.c = out, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = act,
+	};
+	threadpool_run(j->c->pool, run_gemm, j);
+}
+
+int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *lens, size_t batch, float *ret) {
+	const struct bert_model *m = c->m;
+	const struct bert_config *cfg = &m->cfg;
+	size_t H = cfg->hidden, I = cfg->intermediate, tokens = 0, maxlen = 0;
+	if (batch == 0) return 0;
+	for (size_t s = 0; s < batch; s++) {
+		if (lens[s] == 0 || lens[s] > cfg->max_positions) return -EINVAL;
+		for (size_t t = 0; t < lens[s]; t++)
+			if (ids[s][t] < 0 || (unsigned)ids[s][t] >= cfg->vocab_size) return -EINVAL;
+		tokens += lens[s];
+		maxlen = MAX(maxlen, lens[s]);
+		if (tokens > BERT_MAX_BATCH_TOKENS) return -E2BIG;
+	}
+	int r = ensure(c, tokens, maxlen);
+	if (r < 0) return r;
+	_cleanup_free_ size_t *starts = malloc(batch * sizeof *starts);
+	if (!starts) return -ENOMEM;
+	for (size_t s = 0, at = 0; s < batch; at += lens[s], s++) starts[s] = at;
+
+	struct job j = {.c = c, .ids = ids, .lens = lens, .starts = starts, .batch = batch, .tokens = tokens};
+	threadpool_run(c->pool, run_embed, &j);
+	for (unsigned li = 0; li < cfg->layers; li++) {
+		const struct layer *l = &m->layer[li];
+		gemm(&j, c->x, H, &l->qkv, NULL, c->qkv, ACT_NONE);
+		threadpool_run(c->pool, run_attention, &j);
+		/* Output projection with the residual folded into its epilogue (into the free qkv buffer: the
+		 * product accumulates in its output across K blocks, so it cannot overwrite its residual), then
+		 * LayerNorm back into x. */
+		gemm(&j, c->att, H, &l->out, c->x, c->qkv, ACT_NONE);
+		j.ln_g = l->ln1_g, j.ln_b = l->ln1_b, j.ln_src = c->qkv;
+		threadpool_run(c->pool, run_layernorm, &j);
+		gemm(&j, c->x, H, &l->up, NULL, c->mid, ACT_GELU);
+		gemm(&j, c->mid, I, &l->down, c->x, c->qkv, ACT_NONE);
+		j.ln_g = l->ln2_g, j.ln_b = l->ln2_b, j.ln_src = c->qkv;
+		threadpool_run(c->pool, run_layernorm, &j);
+	}
+	/* Mean pooling over each sequence's tokens, then L2 normalisation (in double: it is cheap here). */
+	for (size_t s = 0; s < batch; s++) {
+		float *o = ret + s * H;
+		double norm = 0;
+		for (size_t h = 0; h < H; h++) {
+			double sum = 0;
+			for (size_t t = 0; t < lens[s]; t++) sum += c->x[(starts[s] + t) * H + h];
+			o[h] = (float)(sum / (double)lens[s]);
+			norm += (double)o[h] * o[h];
+		}
+		double inv = 1.0 / fmax(sqrt(norm), 1e-12);
+		for (size_t h = 0; h < H; h++) o[h] = (float)(o[h] * inv);
+	}
+	return 0;
+}

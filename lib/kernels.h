@@ -1,0 +1,52 @@
+/* kernels.h: the encoder's compute kernels, in a portable C version and an AVX2/FMA version chosen at run time
+ * (kernels_select()). Owns the packed weight layout for matrix products: a weight W[N][K] (PyTorch Linear,
+ * y = x Wᵀ + b) is stored as ceil(N/16) panels of K rows of 16 floats, zero-padded, so the inner loop streams
+ * one contiguous panel while six rows of activations stay in registers. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define KERNEL_NR 16  /* columns per packed panel */
+#define KERNEL_MR 6   /* activation rows per register tile */
+#define KERNEL_KC 256 /* K block: one panel block (16 KiB) stays in L1 */
+
+enum { ACT_NONE, ACT_GELU };
+
+struct gemm_args {
+	const float *a;      /* M x K, row stride lda */
+	size_t lda;
+	const float *packed; /* kernels_pack() layout */
+	const float *bias;   /* N, or NULL */
+	const float *res;    /* M x N residual added after the bias, or NULL */
+	size_t ldr;
+	float *c;            /* M x N output, row stride ldc */
+	size_t ldc;
+	size_t m, n, k;
+	int act;             /* applied last: c = act(a wᵀ + bias + res) */
+};
+
+struct kernels {
+	const char *name;
+	/* Panels [p0, p1) of the product (a thread's share). */
+	void (*gemm)(const struct gemm_args *g, size_t p0, size_t p1);
+	/* One attention head of one sequence: out[i] = softmax(scale * q_i · K) V for L rows, head width d.
+	 * q, k, v rows have stride ld; out stride ldo; scratch holds (d + 1) * (L + 8) floats. */
+	void (*attention)(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
+			  float scale, float *out, size_t ldo, float *scratch);
+};
+
+/* Best available on this CPU (AVX2+FMA when present), or the portable one when force_portable. */
+const struct kernels *kernels_select(bool force_portable);
+
+/* Bytes of a packed N x K weight; pack W (N x K, row-major) into dst. */
+size_t kernels_packed_size(size_t n, size_t k);
+void kernels_pack(const float *w, size_t n, size_t k, float *dst);
+
+/* Row-wise LayerNorm of src (rows x h, stride ld) into dst (same shape; may be src). */
+void kernels_layernorm(const float *src, float *dst, size_t rows, size_t h, size_t ld, const float *gamma,
+		       const float *beta, float eps);
+
+/* Implementations (kernels.c, kernels-avx2.c). */
+extern const struct kernels kernels_portable;
+extern const struct kernels kernels_avx2;
