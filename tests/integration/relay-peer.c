@@ -1,8 +1,9 @@
 /* relay-peer: the two ends of a relayed connection, for the integration tests and the relay benchmark.
  *
- *   relay-peer server ADDR [--audit] [--raw] [--hello TEXT] [--hold]
+ *   relay-peer server ADDR [--audit] [--raw] [--hello TEXT] [--hold] [--slow-ms N] [--echo-at-eof]
  *       frames: echo every frame back as RESPONSE (same seq); --audit also sends one AUDIT frame per REQUEST.
- *       --raw: echo bytes; --hello: send TEXT first; --hold: accept, never answer.
+ *       --raw: echo bytes (--slow-ms: wait N ms first unless the data starts with "fast"); --hello: send TEXT
+ *       first; --hold: accept, never answer; --echo-at-eof: echo everything once the peer half-closed.
  *   relay-peer stream ADDR BYTES FRAME_SIZE   send BYTES in REQUEST frames, check the echo (SHA-256 both
  *                                             ways), fail on any other frame type; print MiB/s
  *   relay-peer hold ADDR N                    open N sessions, round trip on each, all at once; then again
@@ -10,7 +11,8 @@
  *   relay-peer expect-error ADDR MS [oversize]  send HELLO (or an oversized header); expect ERROR then EOF
  *                                             within MS; print the ERROR payload's "error" code
  *   relay-peer rr ADDR SIZE COUNT             request/response latency: print p50 and p99 in microseconds
- *   relay-peer raw ADDR SEND EXPECT MS        raw bytes: send SEND, expect EXPECT back within MS
+ *   relay-peer raw ADDR SEND EXPECT MS [half] raw bytes: send SEND (then half-close), expect EXPECT back
+ *                                             within MS
  *   relay-peer blackhole tcp:HOST:PORT        a listener whose accept queue is full: connects to it hang
  *   relay-peer free-port                      print a free tcp port on 127.0.0.1
  *   relay-peer notify PATH OUT                a service manager's notify socket: append each datagram to OUT
@@ -32,7 +34,8 @@
 #include "socket.h"
 #include "util.h"
 
-static bool opt_audit, opt_raw, opt_hold;
+static bool opt_audit, opt_raw, opt_hold, opt_echo_at_eof;
+static uint64_t opt_slow_ms;
 static const char *opt_hello;
 
 static _Noreturn void die(const char *what, int r) {
@@ -91,12 +94,24 @@ static void *serve(void *arg) {
 		char b[4096];
 		while (read(fd, b, sizeof(b)) > 0)
 			;
+	} else if (opt_echo_at_eof) { /* answers only after the peer half-closed: needs half-close to work */
+		char b[65536];
+		size_t have = 0;
+		ssize_t n;
+		while (have < sizeof(b) && (n = read(fd, b + have, sizeof(b) - have)) > 0)
+			have += (size_t)n;
+		write_all(fd, b, have);
 	} else if (opt_raw) {
 		char b[65536];
 		ssize_t n;
-		while ((n = read(fd, b, sizeof(b))) > 0)
+		bool first = true;
+		while ((n = read(fd, b, sizeof(b))) > 0) {
+			if (first && opt_slow_ms && !(n >= 4 && memcmp(b, "fast", 4) == 0))
+				usleep((useconds_t)(opt_slow_ms * 1000));
+			first = false;
 			if (write_all(fd, b, (size_t)n) < 0)
 				break;
+		}
 	} else {
 		for (;;) {
 			struct frame_header h;
@@ -350,12 +365,14 @@ static int cmd_rr(const char *addr, size_t size, unsigned count) {
 	return 0;
 }
 
-static int cmd_raw(const char *addr, const char *send_s, const char *expect, uint64_t ms) {
+static int cmd_raw(const char *addr, const char *send_s, const char *expect, uint64_t ms, bool half) {
 	uint64_t start = now_monotonic_usec();
 	int fd = dial(addr, ms * 1000);
 	if (fd < 0)
 		die("connect", fd);
 	write_all(fd, send_s, strlen(send_s));
+	if (half)
+		shutdown(fd, SHUT_WR);
 	size_t want = strlen(expect), have = 0;
 	char *got = calloc(1, want + 1);
 	while (have < want) {
@@ -432,6 +449,10 @@ int main(int argc, char **argv) {
 				opt_raw = true;
 			else if (strcmp(argv[i], "--hold") == 0)
 				opt_hold = true;
+			else if (strcmp(argv[i], "--echo-at-eof") == 0)
+				opt_echo_at_eof = true;
+			else if (strcmp(argv[i], "--slow-ms") == 0 && i + 1 < argc && parse_u64(argv[i + 1], 600000, &opt_slow_ms) == 0)
+				i++;
 			else if (strcmp(argv[i], "--hello") == 0 && i + 1 < argc)
 				opt_hello = argv[++i];
 			else
@@ -451,8 +472,8 @@ int main(int argc, char **argv) {
 	if (argc == 5 && strcmp(argv[1], "rr") == 0 && parse_u64(argv[3], FRAME_MAX_PAYLOAD, &a) == 0 &&
 	    parse_u64(argv[4], 10000000, &b) == 0 && b > 0)
 		return cmd_rr(argv[2], (size_t)a, (unsigned)b);
-	if (argc == 6 && strcmp(argv[1], "raw") == 0 && parse_u64(argv[5], 600000, &a) == 0)
-		return cmd_raw(argv[2], argv[3], argv[4], a);
+	if ((argc == 6 || argc == 7) && strcmp(argv[1], "raw") == 0 && parse_u64(argv[5], 600000, &a) == 0)
+		return cmd_raw(argv[2], argv[3], argv[4], a, argc == 7 && strcmp(argv[6], "half") == 0);
 	if (argc == 2 && strcmp(argv[1], "free-port") == 0) {
 		/* The kernel picks a port nobody uses; the caller binds it right after (a small race). */
 		struct eml_addr any;
