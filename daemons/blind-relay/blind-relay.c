@@ -77,6 +77,7 @@ struct conn {
 	uint64_t start, connect_deadline, last_activity, last_bytes;
 	struct pump *c2e, *e2c;
 	bool c2e_done, e2c_done;
+	int r_c2e, r_e2c; /* last result of each pump: what it waits for */
 	uint64_t audits;
 };
 
@@ -161,7 +162,7 @@ static size_t error_payload(const char *code, const char *reason, uint8_t *buf, 
 }
 
 static int on_client_io(sd_event_source *src, int fd, uint32_t revents, void *userdata);
-static void conn_process(struct conn *c);
+static void conn_process(struct conn *c, bool run_c2e, bool run_e2c);
 
 /* End this connection because of an error: an ERROR frame to the client when the client's stream is between
  * frames, then half-close and linger briefly so the client can read it; a hard close otherwise. */
@@ -201,7 +202,7 @@ static void conn_fail(struct conn *c, int prio, const char *code, const char *re
 	}
 	c->cev = (uint32_t)-1;
 	conn_arm(c, now_monotonic_usec() + LINGER_USEC);
-	conn_process(c);
+	conn_process(c, true, true);
 }
 
 static void conn_linger(struct conn *c) {
@@ -231,12 +232,14 @@ static void conn_linger(struct conn *c) {
 	}
 }
 
-static void conn_process(struct conn *c) {
+/* Run the pumps an event concerns (both when unsure): a pump whose src is not readable and whose dst is not
+ * writable has nothing to do, and asking would cost a system call. */
+static void conn_process(struct conn *c, bool run_c2e, bool run_e2c) {
 	if (c->state == CONN_LINGER) {
 		conn_linger(c);
 		return;
 	}
-	int r1 = c->c2e_done ? PUMP_DONE : pump_run(c->c2e);
+	int r1 = c->c2e_done ? PUMP_DONE : run_c2e ? pump_run(c->c2e) : c->r_c2e;
 	if (r1 < 0) {
 		switch (pump_failure(c->c2e)) {
 		case PUMP_FAIL_PROTOCOL:
@@ -254,7 +257,8 @@ static void conn_process(struct conn *c) {
 		}
 	}
 	c->c2e_done = r1 == PUMP_DONE;
-	int r2 = c->e2c_done ? PUMP_DONE : pump_run(c->e2c);
+	c->r_c2e = r1;
+	int r2 = c->e2c_done ? PUMP_DONE : run_e2c ? pump_run(c->e2c) : c->r_e2c;
 	if (r2 < 0) {
 		switch (pump_failure(c->e2c)) {
 		case PUMP_FAIL_PROTOCOL:
@@ -272,6 +276,7 @@ static void conn_process(struct conn *c) {
 		}
 	}
 	c->e2c_done = r2 == PUMP_DONE;
+	c->r_e2c = r2;
 	if (c->c2e_done && c->e2c_done) {
 		log_close(c);
 		conn_free(c);
@@ -289,7 +294,8 @@ static void conn_process(struct conn *c) {
 }
 
 static int on_client_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-	conn_process(userdata);
+	bool all = revents & (EPOLLERR | EPOLLHUP);
+	conn_process(userdata, all || (revents & EPOLLIN), all || (revents & EPOLLOUT));
 	return 0;
 }
 
@@ -340,7 +346,7 @@ static int conn_relay(struct conn *c) {
 	log_struct(LOG_INFO, EML_MSG_CONN_OPEN, "MESSAGE=connection from %s relayed to %s", c->peer,
 		   c->s->enclaves[c->enclave].name, "EML_PEER=%s", c->peer, "EML_UPSTREAM=%s",
 		   c->s->enclaves[c->enclave].name, NULL);
-	conn_process(c);
+	conn_process(c, true, true);
 	return 0;
 }
 
@@ -376,7 +382,8 @@ static int on_enclave_io(sd_event_source *src, int fd, uint32_t revents, void *u
 			conn_fail(c, LOG_ERR, "internal", "out of memory");
 		return 0;
 	}
-	conn_process(c);
+	bool all = revents & (EPOLLERR | EPOLLHUP);
+	conn_process(c, all || (revents & EPOLLOUT), all || (revents & EPOLLIN));
 	return 0;
 }
 
