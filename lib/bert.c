@@ -93,8 +93,8 @@ int bert_config_parse(const char *json, size_t len, struct bert_config *ret, cha
 	if (json_object_object_get_ex(root, "layer_norm_eps", &o)) {
 		double e = json_object_get_double(o);
 		if (!(json_object_is_type(o, json_type_double) || json_object_is_type(o, json_type_int)) ||
-		    !(e > 0 && e < 1)) {
-			r = fail(-EBADMSG, err, errsz, "config: layer_norm_eps must be in (0, 1)");
+		    !(e >= 1e-30 && e < 1)) { /* below 1e-30 it would round to 0 (or a denormal) as a float */
+			r = fail(-EBADMSG, err, errsz, "config: layer_norm_eps must be in [1e-30, 1)");
 			goto out;
 		}
 		c.ln_eps = (float)e;
