@@ -33,7 +33,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 2
 
 # pkg-config modules every build needs; tools/bootstrap.sh maps each to its Debian package.
-PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1
+PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1 hogweed nettle gmp libmicrohttpd
 TEST_PKGS := cmocka
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -62,6 +62,8 @@ PROGRAMS := \
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_HELPERS := $(filter-out tests/unit/test-%,$(sort $(wildcard tests/unit/*.c)))
+# Helper programs of the integration tests and benchmarks (tests/integration/NAME.c -> build/TREE/testbin/NAME).
+TESTBIN_SRCS := $(sort $(wildcard tests/integration/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench-*.c))
 INTEGRATION_TESTS := $(sort $(wildcard tests/integration/*.test))
@@ -72,25 +74,38 @@ prog_dir = $(word 2,$(subst :, ,$(1)))
 # Programs whose directory has no source yet are simply not built.
 BUILT_PROGRAMS := $(foreach p,$(PROGRAMS),$(if $(wildcard $(call prog_dir,$(p))/*.c),$(p)))
 
+# Quiet rules unless V=1.
+Q := $(if $(V),,@)
+E := $(if $(V),@true,@printf '  %-6s %s\n')
+
 # $(1) = tree name, $(2) = cflags, $(3) = ldflags, $(4) = compiler
 define TREE
 build/$(1)/%.o: %.c | deps
 	@mkdir -p $$(@D)
-	$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
+	$(E) CC.$(1) $$<
+	$(Q)$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libeml.a: $(patsubst %.c,build/$(1)/%.o,$(LIB_SRCS))
 	@rm -f $$@
-	ar rcs $$@ $$^
+	$(E) AR $$@
+	$(Q)ar rcs $$@ $$^
 
 $(foreach p,$(BUILT_PROGRAMS),$(eval $(call PROGRAM,$(1),$(call prog_name,$(p)),$(call prog_dir,$(p)),$(2) $(3),$(4))))
 
 build/$(1)/tests/%: build/$(1)/tests/unit/%.o $(patsubst %.c,build/$(1)/%.o,$(UNIT_HELPERS)) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
+
+build/$(1)/testbin/%: build/$(1)/tests/integration/%.o build/$(1)/libeml.a
+	@mkdir -p $$(@D)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 build/$(1)/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 -include $(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
@@ -99,7 +114,8 @@ endef
 define PROGRAM
 build/$(1)/bin/$(2): $(patsubst %.c,build/$(1)/%.o,$(sort $(wildcard $(3)/*.c))) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
-	$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $$@
+	$(Q)$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
 build/$(1)/programs: build/$(1)/bin/$(2)
 endef
 
@@ -116,10 +132,13 @@ ASAN_BINS := $(foreach p,$(BUILT_PROGRAMS),build/asan/bin/$(call prog_name,$(p))
 ASAN_TESTS := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/fuzzers/%,$(FUZZ_SRCS))
 BENCH_BINS := $(patsubst tests/bench/%.c,build/release/bench/%,$(BENCH_SRCS))
+ASAN_TESTBINS := $(patsubst tests/integration/%.c,build/asan/testbin/%,$(TESTBIN_SRCS))
+RELEASE_TESTBINS := $(patsubst tests/integration/%.c,build/release/testbin/%,$(TESTBIN_SRCS))
 
 build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	@mkdir -p $(@D)
-	$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(E) LD $@
+	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
 .PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
 	release-bins asan-bins oracle bench-peers
@@ -131,14 +150,18 @@ deps:
 	@tools/bootstrap.sh
 
 export EML_SRCDIR := $(CURDIR)
+export EML_TALLY := $(CURDIR)/build/check-tally
 
+# Each runner appends "NAME passed failed" to build/check-tally; the last line of `make check` sums them.
 check: deps
-	@$(MAKE) --no-print-directory check-unit check-integration check-fuzz-smoke
+	@mkdir -p build && rm -f build/check-tally
+	@rc=0; $(MAKE) --no-print-directory -k check-unit check-integration check-fuzz-smoke vm-test || rc=1; \
+	 awk '{p+=$$2; f+=$$3} END {printf "check: %d passed, %d failed\n", p, f}' build/check-tally; exit $$rc
 
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)
 
-check-integration: $(ASAN_BINS) build/release/bin/eml
+check-integration: $(ASAN_BINS) $(ASAN_TESTBINS) build/release/bin/eml
 	@EML_BUILD=$(CURDIR)/build/asan tests/run-integration.sh $(INTEGRATION_TESTS)
 
 check-fuzz-smoke: deps-fuzz $(FUZZ_BINS)
@@ -151,7 +174,36 @@ fuzz: deps deps-fuzz $(FUZZ_BINS)
 deps-fuzz:
 	@tools/bootstrap.sh fuzz
 
-bench: deps $(BENCH_BINS) $(RELEASE_BINS)
+# Enclave image: the enclave's programs linked statically (libc plus the static libraries they need; Debian has
+# no libsystemd.a and enclave code never uses libsystemd), two deterministic cpio ramdisks and the EIF with its
+# PCRs, all under build/enclave-image. KERNEL=path/to/bzImage pins the kernel (default: Debian's, fetched once).
+# eml-inferenced joins this list once it can link statically: it uses lib/cbor, and Debian 12 ships libcbor
+# without a static archive (libcbor-dev has only the .so).
+ENCLAVE_PROGRAMS := eml-init:enclave-image/init
+ENCLAVE_BUILT := $(filter $(ENCLAVE_PROGRAMS),$(BUILT_PROGRAMS))
+STATIC_LIBS := -lcrypto -lpthread
+STATIC_BINS := $(foreach p,$(ENCLAVE_BUILT),build/release/static/$(call prog_name,$(p)))
+
+define STATIC_PROGRAM
+build/release/static/$(1): $(patsubst %.c,build/release/%.o,$(sort $(wildcard $(2)/*.c))) build/release/libeml.a
+	@mkdir -p $$(@D)
+	$(CC) -static -s $(RELEASE_CFLAGS) -o $$@ $$^ $(STATIC_LIBS)
+endef
+$(foreach p,$(ENCLAVE_BUILT),$(eval $(call STATIC_PROGRAM,$(call prog_name,$(p)),$(call prog_dir,$(p)))))
+
+.PHONY: enclave-image enclave-static vm-test
+enclave-static: $(STATIC_BINS)
+
+enclave-image: deps $(STATIC_BINS) build/release/bin/eml
+	@EML=build/release/bin/eml STATIC_DIR=build/release/static KERNEL="$(KERNEL)" \
+		enclave-image/build.sh build/enclave-image
+
+# Boots the image's kernel and eml-init as PID 1 under qemu (software emulation); see tests/vm/vm-test.sh.
+vm-test: enclave-image
+	@tools/bootstrap.sh vm
+	@tests/vm/vm-test.sh build/enclave-image
+
+bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 	@EML_BUILD=$(CURDIR)/build/release tests/run-bench.sh $(BENCH_BINS)
 
 demo: deps $(RELEASE_BINS)

@@ -11,7 +11,7 @@ for f in "$@"; do
 	[[ -d tests/fuzz/corpus/$name ]] && cp -r tests/fuzz/corpus/$name/. "$work/"
 	if "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
 		-artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
-		pass=$((pass + 1)); echo "[ PASS ] $name ($(grep -o '#[0-9]*' "$work.log" | tail -1 | tr -d '#') runs in ${secs}s)"
+		pass=$((pass + 1)); echo "[ PASS ] $name ($(grep -oE '^Done [0-9]+ runs in [0-9]+ second' "$work.log" | tail -1 | sed 's/ second/s/'))"
 	else
 		failed+=("$name"); echo "[ FAIL ] $name"; tail -40 "$work.log"
 		ls "$work"/crash-* "$work"/leak-* "$work"/timeout-* 2>/dev/null | head
@@ -19,4 +19,5 @@ for f in "$@"; do
 	rm -rf "$work" "$work.log"
 done
 echo "fuzz: $pass passed, ${#failed[@]} failed"
+[[ -n ${EML_TALLY:-} ]] && echo "fuzz $pass ${#failed[@]}" >>"$EML_TALLY"
 ((${#failed[@]} == 0))

@@ -21,4 +21,5 @@ for t in "$@"; do
 	rm -f "$log"
 done
 echo "integration: $pass passed, ${#failed[@]} failed"
+[[ -n ${EML_TALLY:-} ]] && echo "integration $pass ${#failed[@]}" >>"$EML_TALLY"
 ((${#failed[@]} == 0))

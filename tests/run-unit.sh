@@ -11,4 +11,5 @@ for t in "$@"; do
 done
 n=$#; f=${#failed[@]}
 echo "unit suites: $((n - f)) passed, $f failed"
+[[ -n ${EML_TALLY:-} ]] && echo "unit $((n - f)) $f" >>"$EML_TALLY"
 ((f == 0)) || { echo "failed suites: ${failed[*]}"; exit 1; }

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Fresh-machine bootstrap: find which pkg-config modules and tools are missing and install exactly the Debian
 # packages that provide them. As root it runs apt-get; otherwise it prints the command and fails.
-# Usage: tools/bootstrap.sh [fuzz|demo|oracle]   (no argument: what building and `make check` need)
+# Usage: tools/bootstrap.sh [fuzz|demo|oracle|vm]   (no argument: what building and `make check` need)
 set -euo pipefail
 
 # pkg-config module -> Debian package
 declare -A PKG=(
-	[libsystemd]=libsystemd-dev [openssl]=libssl-dev [libcurl]=libcurl4-openssl-dev [libcbor]=libcbor-dev
+	[libsystemd]=libsystemd-dev [openssl]=libssl-dev [libcurl]=libcurl4-openssl-dev [libcbor]=libcbor-dev [libmicrohttpd]=libmicrohttpd-dev
 	[json-c]=libjson-c-dev [libutf8proc]=libutf8proc-dev [yaml-0.1]=libyaml-dev [cmocka]=libcmocka-dev
+	[hogweed]=nettle-dev [nettle]=nettle-dev [gmp]=libgmp-dev
 )
 # command -> Debian package
 declare -A TOOL=(
 	[cc]=gcc [pkg-config]=pkg-config [ar]=binutils [systemd-socket-activate]=systemd [jq]=jq
 	[setsid]=util-linux [ss]=iproute2 [timeout]=coreutils
+	[cpio]=cpio [openssl]=openssl [gzip]=gzip [unshare]=util-linux [mountpoint]=util-linux [ps]=procps
 )
 # file -> Debian package (things without a command or module)
 declare -A FILE=()
@@ -28,6 +30,10 @@ oracle)
 	FILE=([/usr/lib/python3/dist-packages/torch/__init__.py]=python3-torch
 		[/usr/lib/python3/dist-packages/numpy/__init__.py]=python3-numpy
 		[/usr/lib/python3/dist-packages/onnx/__init__.py]=python3-onnx)
+	PKG=()
+	;;
+vm)
+	TOOL=([qemu-system-x86_64]=qemu-system-x86 [dpkg-deb]=dpkg [apt-get]=apt [cpio]=cpio)
 	PKG=()
 	;;
 esac
