@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <strings.h>
@@ -731,7 +732,13 @@ int main(int argc, char **argv) {
 	sd_event_source_disable_unref(s.shutdown_timer);
 	sd_event_source_disable_unref(s.refresh_timer);
 	sd_event_source_disable_unref(s.result_src);
-	/* A lookup still running owns the write end's reader: leave the pipe open for it; exiting ends it. */
+	/* A lookup still running: collect its result (briefly) so nothing is left behind. */
+	if (s.resolving) {
+		struct pollfd pfd = {.fd = s.result_pipe[0], .events = POLLIN};
+		struct worker_job *j;
+		if (poll(&pfd, 1, 2000) > 0 && read(s.result_pipe[0], &j, sizeof(j)) == sizeof(j))
+			free(j);
+	}
 	sd_event_unref(s.event);
 	allowlist_free(&s.allow);
 	log_struct(LOG_INFO, EML_MSG_STOPPING, "MESSAGE=stopped", NULL);
