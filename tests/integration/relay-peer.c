@@ -8,8 +8,9 @@
  *                                             ways), fail on any other frame type; print MiB/s
  *   relay-peer hold ADDR N                    open N sessions, round trip on each, all at once; then again
  *   relay-peer partial ADDR                   send half a frame, then vanish
- *   relay-peer expect-error ADDR MS [oversize]  send HELLO (or an oversized header); expect ERROR then EOF
- *                                             within MS; print the ERROR payload's "error" code
+ *   relay-peer expect-error ADDR MS [oversize|idle]  send HELLO (or an oversized header, or make one round
+ *                                             trip and go quiet); expect ERROR then EOF within MS; print the
+ *                                             ERROR payload's "error" code
  *   relay-peer rr ADDR SIZE COUNT             request/response latency: print p50 and p99 in microseconds
  *   relay-peer raw ADDR SEND EXPECT MS [half] raw bytes: send SEND (then half-close), expect EXPECT back
  *                                             within MS
@@ -297,7 +298,8 @@ static int cmd_partial(const char *addr) {
 	return 0;
 }
 
-static int cmd_expect_error(const char *addr, uint64_t ms, bool oversize) {
+static int cmd_expect_error(const char *addr, uint64_t ms, const char *mode) {
+	bool oversize = mode && strcmp(mode, "oversize") == 0, idle = mode && strcmp(mode, "idle") == 0;
 	uint64_t start = now_monotonic_usec();
 	int fd = dial(addr, ms * 1000);
 	if (fd < 0)
@@ -308,6 +310,10 @@ static int cmd_expect_error(const char *addr, uint64_t ms, bool oversize) {
 		uint32_t big = htobe32(FRAME_MAX_PAYLOAD + 1);
 		memcpy(hdr + 8, &big, 4);
 		write_all(fd, hdr, sizeof(hdr));
+	} else if (idle) { /* one good round trip, then silence until the relay gives up */
+		int r = round_trip(fd, 0);
+		if (r < 0)
+			die("round trip", r);
 	} else
 		send_frame(fd, FRAME_HELLO, 0, "hello", 5);
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -468,7 +474,7 @@ int main(int argc, char **argv) {
 	if (argc == 3 && strcmp(argv[1], "partial") == 0)
 		return cmd_partial(argv[2]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "expect-error") == 0 && parse_u64(argv[3], 600000, &a) == 0)
-		return cmd_expect_error(argv[2], a, argc == 5 && strcmp(argv[4], "oversize") == 0);
+		return cmd_expect_error(argv[2], a, argc == 5 ? argv[4] : NULL);
 	if (argc == 5 && strcmp(argv[1], "rr") == 0 && parse_u64(argv[3], FRAME_MAX_PAYLOAD, &a) == 0 &&
 	    parse_u64(argv[4], 10000000, &b) == 0 && b > 0)
 		return cmd_rr(argv[2], (size_t)a, (unsigned)b);
