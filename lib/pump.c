@@ -27,6 +27,7 @@ struct pump {
 	size_t hdr_have;
 	uint64_t frame_left;
 	uint32_t last_seq;
+	uint8_t last_type;
 	bool in_extract;
 	struct frame_header ext_h;
 	uint8_t *ext;
@@ -81,6 +82,7 @@ static int fail(struct pump *p, enum pump_fail side, int r) {
 enum pump_fail pump_failure(const struct pump *p) { return p->fail; }
 uint64_t pump_bytes(const struct pump *p) { return p->bytes; }
 uint32_t pump_last_seq(const struct pump *p) { return p->last_seq; }
+uint8_t pump_last_type(const struct pump *p) { return p->last_type; }
 
 bool pump_at_boundary(const struct pump *p) {
 	return p->c.mode == PUMP_FRAMES && p->hdr_have == 0 && p->frame_left == 0 && !p->in_extract;
@@ -189,6 +191,7 @@ static int header_complete(struct pump *p, size_t *o) {
 		return fail(p, PUMP_FAIL_PROTOCOL, r);
 	p->hdr_have = 0;
 	p->last_seq = h.seq;
+	p->last_type = h.type;
 	if (p->c.extract_type && h.type == p->c.extract_type) {
 		if (h.length > p->c.extract_max)
 			return fail(p, PUMP_FAIL_PROTOCOL, FRAME_E_OVERSIZE);
@@ -287,6 +290,8 @@ int pump_run(struct pump *p) {
 		if (p->src_eof || p->stopped) {
 			if (p->src_eof && !p->stopped && p->c.mode == PUMP_FRAMES && !pump_at_boundary(p))
 				return fail(p, PUMP_FAIL_SRC, FRAME_E_TRUNCATED);
+			if (!p->stopped && p->c.hold_eof)
+				return PUMP_EOF;
 			if (!p->dst_shut) {
 				(void)shutdown(p->dst, SHUT_WR);
 				p->dst_shut = true;

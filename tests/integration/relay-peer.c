@@ -1,9 +1,11 @@
 /* relay-peer: the two ends of a relayed connection, for the integration tests and the relay benchmark.
  *
  *   relay-peer server ADDR [--audit] [--raw] [--hello TEXT] [--hold] [--slow-ms N] [--echo-at-eof]
+ *                    [--quit-after N]
  *       frames: echo every frame back as RESPONSE (same seq); --audit also sends one AUDIT frame per REQUEST.
  *       --raw: echo bytes (--slow-ms: wait N ms first unless the data starts with "fast"); --hello: send TEXT
- *       first; --hold: accept, never answer; --echo-at-eof: echo everything once the peer half-closed.
+ *       first; --hold: accept, never answer; --echo-at-eof: echo everything once the peer half-closed;
+ *       --quit-after: close each connection after N frames (an enclave dying mid-session).
  *   relay-peer stream ADDR BYTES FRAME_SIZE   send BYTES in REQUEST frames, check the echo (SHA-256 both
  *                                             ways), fail on any other frame type; print MiB/s
  *   relay-peer hold ADDR N                    open N sessions, round trip on each, all at once; then again
@@ -36,7 +38,7 @@
 #include "util.h"
 
 static bool opt_audit, opt_raw, opt_hold, opt_echo_at_eof;
-static uint64_t opt_slow_ms;
+static uint64_t opt_slow_ms, opt_quit_after;
 static const char *opt_hello;
 
 static _Noreturn void die(const char *what, int r) {
@@ -114,7 +116,7 @@ static void *serve(void *arg) {
 				break;
 		}
 	} else {
-		for (;;) {
+		for (uint64_t frames = 0; !opt_quit_after || frames < opt_quit_after; frames++) {
 			struct frame_header h;
 			uint8_t *p = NULL;
 			if (frame_read(fd, 0, &h, &p) < 0)
@@ -455,6 +457,9 @@ int main(int argc, char **argv) {
 				opt_raw = true;
 			else if (strcmp(argv[i], "--hold") == 0)
 				opt_hold = true;
+			else if (strcmp(argv[i], "--quit-after") == 0 && i + 1 < argc &&
+				 parse_u64(argv[i + 1], UINT32_MAX, &opt_quit_after) == 0)
+				i++;
 			else if (strcmp(argv[i], "--echo-at-eof") == 0)
 				opt_echo_at_eof = true;
 			else if (strcmp(argv[i], "--slow-ms") == 0 && i + 1 < argc && parse_u64(argv[i + 1], 600000, &opt_slow_ms) == 0)
