@@ -137,16 +137,42 @@ int air_public_key(const uint8_t sk[32], uint8_t ret_pk[32]) {
 	return r;
 }
 
-static int ed25519_sign(const uint8_t sk[32], const uint8_t *msg, size_t len, uint8_t sig[64]) {
-	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
+struct air_signer {
+	EVP_PKEY *key;
+	uint8_t pk[32];
+};
+
+int air_signer_new(const uint8_t sk[32], struct air_signer **ret) {
+	struct air_signer *s = calloc(1, sizeof *s);
+	size_t n = 32;
+	if (!s)
+		return -ENOMEM;
+	s->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
+	if (!s->key || EVP_PKEY_get_raw_public_key(s->key, s->pk, &n) != 1 || n != 32) {
+		air_signer_free(s);
+		return -EIO;
+	}
+	*ret = s;
+	return 0;
+}
+
+void air_signer_free(struct air_signer *s) {
+	if (!s)
+		return;
+	EVP_PKEY_free(s->key);
+	free(s);
+}
+
+const uint8_t *air_signer_public_key(const struct air_signer *s) { return s ? s->pk : NULL; }
+
+static int ed25519_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t sig[64]) {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	size_t n = 64;
 	int r = -EIO;
-	if (k && m && EVP_DigestSignInit(m, NULL, NULL, NULL, k) == 1 && EVP_DigestSign(m, sig, &n, msg, len) == 1 &&
+	if (m && EVP_DigestSignInit(m, NULL, NULL, NULL, k) == 1 && EVP_DigestSign(m, sig, &n, msg, len) == 1 &&
 	    n == 64)
 		r = 0;
 	EVP_MD_CTX_free(m);
-	EVP_PKEY_free(k);
 	return r;
 }
 
@@ -255,13 +281,24 @@ static int claims_payload(const struct air_claims *c, uint8_t **ret, size_t *ret
 }
 
 int air_sign(const struct air_claims *c, const uint8_t sk[32], uint8_t **ret, size_t *ret_len) {
+	struct air_signer *s = NULL;
+	if (!sk)
+		return -EINVAL;
+	int r = air_signer_new(sk, &s);
+	if (r >= 0)
+		r = air_signer_sign(s, c, ret, ret_len);
+	air_signer_free(s);
+	return r;
+}
+
+int air_signer_sign(const struct air_signer *s, const struct air_claims *c, uint8_t **ret, size_t *ret_len) {
 	static const uint8_t prot[] = {0xa2, 0x01, 0x27, 0x03, 0x18, 0x3d}; /* {1: -8, 3: 61}, deterministic */
 	_cleanup_free_ uint8_t *payload = NULL, *tbs = NULL;
 	size_t payload_len, tbs_len;
 	uint8_t sig[64];
 	int r;
 
-	if (!c || !sk || !ret || !ret_len)
+	if (!s || !c || !ret || !ret_len)
 		return -EINVAL;
 	if (!c->iss || !c->model_id || !c->model_version || !c->policy_version || !c->security_mode ||
 	    !known_platform(c->measurement_type) || all_zero(c->model_hash, 32) || all_zero(c->cti, 16) ||
@@ -277,7 +314,7 @@ int air_sign(const struct air_claims *c, const uint8_t sk[32], uint8_t **ret, si
 	r = sig_structure(prot, sizeof prot, payload, payload_len, &tbs, &tbs_len);
 	if (r < 0)
 		return r;
-	r = ed25519_sign(sk, tbs, tbs_len, sig);
+	r = ed25519_sign(s->key, tbs, tbs_len, sig);
 	if (r < 0)
 		return r;
 
