@@ -10,6 +10,7 @@
  *                                             ways), fail on any other frame type; print MiB/s
  *   relay-peer hold ADDR N                    open N sessions, round trip on each, all at once; then again
  *   relay-peer partial ADDR                   send half a frame, then vanish
+ *   relay-peer open ADDR N SECONDS            open N connections, send nothing, exit after SECONDS
  *   relay-peer expect-error ADDR MS [oversize|idle]  send HELLO (or an oversized header, or make one round
  *                                             trip and go quiet); expect ERROR then EOF within MS; print the
  *                                             ERROR payload's "error" code
@@ -288,6 +289,14 @@ static int cmd_hold(const char *addr, unsigned n) {
 	return 0;
 }
 
+static int cmd_open(const char *addr, unsigned n, unsigned secs) {
+	for (unsigned i = 0; i < n; i++)
+		if (dial(addr, 2000000) < 0)
+			break; /* left open until exit */
+	sleep(secs);
+	return 0;
+}
+
 static int cmd_partial(const char *addr) {
 	int fd = dial(addr, 5000000);
 	if (fd < 0)
@@ -476,6 +485,9 @@ int main(int argc, char **argv) {
 		return cmd_stream(argv[2], a, (size_t)b);
 	if (argc == 4 && strcmp(argv[1], "hold") == 0 && parse_u64(argv[3], 100000, &a) == 0)
 		return cmd_hold(argv[2], (unsigned)a);
+	if (argc == 5 && strcmp(argv[1], "open") == 0 && parse_u64(argv[3], 100000, &a) == 0 &&
+	    parse_u64(argv[4], 3600, &b) == 0)
+		return cmd_open(argv[2], (unsigned)a, (unsigned)b);
 	if (argc == 3 && strcmp(argv[1], "partial") == 0)
 		return cmd_partial(argv[2]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "expect-error") == 0 && parse_u64(argv[3], 600000, &a) == 0)
