@@ -11,6 +11,7 @@
  *   relay-peer hold ADDR N                    open N sessions, round trip on each, all at once; then again
  *   relay-peer partial ADDR                   send half a frame, then vanish
  *   relay-peer open ADDR N SECONDS            open N connections, send nothing, exit after SECONDS
+ *   relay-peer dns tcp:IP:PORT ZONE           a UDP DNS responder for "NAME IPV4 TTL" lines of ZONE
  *   relay-peer expect-error ADDR MS [oversize|idle]  send HELLO (or an oversized header, or make one round
  *                                             trip and go quiet); expect ERROR then EOF within MS; print the
  *                                             ERROR payload's "error" code
@@ -22,10 +23,12 @@
  *   relay-peer notify PATH OUT                a service manager's notify socket: append each datagram to OUT
  *                                             as one line */
 #include <openssl/evp.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <strings.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -297,6 +300,74 @@ static int cmd_open(const char *addr, unsigned n, unsigned secs) {
 	return 0;
 }
 
+/* A DNS responder (RFC 1035, UDP) for one zone file of "NAME IPV4 TTL" lines, re-read at every query: A
+ * queries get the listed address, other types an empty NOERROR answer, unknown names NXDOMAIN. */
+static int cmd_dns(const char *addr, const char *zone) {
+	struct eml_addr a;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int r = addr_parse(addr, &a);
+	if (r < 0 || (r = addr_to_sockaddr(&a, &ss, &sl)) < 0)
+		die("address", r);
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) < 0)
+		die("bind", negerrno());
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		uint8_t q[512], out[600];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+		if (n < 17)
+			continue;
+		char name[256];
+		size_t off = 12, nl = 0;
+		while (off < (size_t)n && q[off] != 0 && q[off] < 64 && off + 1 + q[off] < (size_t)n && nl + q[off] + 1 < sizeof(name)) {
+			if (nl)
+				name[nl++] = '.';
+			memcpy(name + nl, q + off + 1, q[off]);
+			nl += q[off];
+			off += 1 + (size_t)q[off];
+		}
+		if (off + 5 > (size_t)n || q[off] != 0)
+			continue;
+		name[nl] = 0;
+		off++;
+		uint16_t qtype = (uint16_t)(q[off] << 8 | q[off + 1]);
+		off += 4;
+		char line[512], zname[256], ip[64];
+		unsigned ttl = 0;
+		bool found = false;
+		uint8_t ip4[4];
+		FILE *f = fopen(zone, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "%255s %63s %u", zname, ip, &ttl) == 3 && strcasecmp(zname, name) == 0 &&
+			    inet_pton(AF_INET, ip, ip4) == 1) {
+				found = true;
+				break;
+			}
+		if (f)
+			fclose(f);
+		memcpy(out, q, off);
+		out[2] = 0x80 | (q[2] & 0x01); /* response, echo RD */
+		out[3] = found ? 0x80 : 0x83;  /* RA; NOERROR or NXDOMAIN */
+		out[4] = 0, out[5] = 1;
+		out[6] = 0, out[7] = found && qtype == 1;
+		memset(out + 8, 0, 4);
+		size_t o = off;
+		if (found && qtype == 1) {
+			const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, (uint8_t)(ttl >> 24), (uint8_t)(ttl >> 16),
+					      (uint8_t)(ttl >> 8), (uint8_t)ttl, 0, 4};
+			memcpy(out + o, rr, sizeof(rr));
+			o += sizeof(rr);
+			memcpy(out + o, ip4, 4);
+			o += 4;
+		}
+		sendto(fd, out, o, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
 static int cmd_partial(const char *addr) {
 	int fd = dial(addr, 5000000);
 	if (fd < 0)
@@ -488,6 +559,8 @@ int main(int argc, char **argv) {
 	if (argc == 5 && strcmp(argv[1], "open") == 0 && parse_u64(argv[3], 100000, &a) == 0 &&
 	    parse_u64(argv[4], 3600, &b) == 0)
 		return cmd_open(argv[2], (unsigned)a, (unsigned)b);
+	if (argc == 4 && strcmp(argv[1], "dns") == 0)
+		return cmd_dns(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "partial") == 0)
 		return cmd_partial(argv[2]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "expect-error") == 0 && parse_u64(argv[3], 600000, &a) == 0)
