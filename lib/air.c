@@ -1,5 +1,8 @@
 /* air.c: AIR v1 receipts (see air.h): deterministic claims encoding, the fixed COSE_Sign1 profile AIR uses,
- * Ed25519 through OpenSSL EVP, and the four verification layers. */
+ * Ed25519 through OpenSSL EVP, and the four verification layers. The envelope is parsed here rather than by
+ * cose_sign1_decode because AIR must tell BAD_ALG from BAD_CONTENT_TYPE from a decode failure, refuse any
+ * unprotected header and untagged messages, and sign with a content type in the protected header;
+ * lib/cose supplies the Sig_structure. */
 #include "air.h"
 
 #include <ctype.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "cbor.h"
+#include "cose.h"
 #include "macro.h"
 #include "util.h"
 
@@ -35,9 +39,7 @@ enum {
 
 #define COSE_HDR_ALG 1
 #define COSE_HDR_CONTENT_TYPE 3
-#define COSE_ALG_EDDSA (-8)
 #define COAP_CT_CWT 61
-#define COSE_TAG_SIGN1 18
 
 const unsigned air_pcr_index[AIR_PCR_SLOTS] = {0, 1, 2, 3, 4, 8};
 static const char *const pcr_names[AIR_PCR_SLOTS] = {"pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr8"};
@@ -194,25 +196,10 @@ out:
 	return r;
 }
 
-/* Sig_structure = ["Signature1", protected, external_aad = h'', payload], written directly. */
+/* Sig_structure = ["Signature1", protected, external_aad = h'', payload] (lib/cose builds it). */
 static int sig_structure(const uint8_t *prot, size_t prot_len, const uint8_t *payload, size_t payload_len,
 			 uint8_t **ret, size_t *ret_len) {
-	uint8_t h1[9], h2[9];
-	size_t n1 = ecbor_write_head(h1, 2, prot_len), n2 = ecbor_write_head(h2, 2, payload_len);
-	size_t total = 1 + 11 + n1 + prot_len + 1 + n2 + payload_len;
-	uint8_t *b = malloc(total), *p = b;
-	if (!b)
-		return -ENOMEM;
-	*p++ = 0x84;
-	memcpy(p, "\x6aSignature1", 11), p += 11;
-	memcpy(p, h1, n1), p += n1;
-	memcpy(p, prot, prot_len), p += prot_len;
-	*p++ = 0x40;
-	memcpy(p, h2, n2), p += n2;
-	memcpy(p, payload, payload_len);
-	*ret = b;
-	*ret_len = total;
-	return 0;
+	return cose_sig_structure(prot, prot_len, (const uint8_t *)"", 0, payload, payload_len, ret, ret_len);
 }
 
 /* ---- build ---------------------------------------------------------------------------------------------- */
