@@ -131,12 +131,25 @@ static int kdf_expand(const struct kdf *k, const uint8_t prk[NH], const char *la
 
 /* ---- X25519 ------------------------------------------------------------------------------------------- */
 
-int hpke_public_key(const uint8_t sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]) {
+/* An X25519 private key object, and its public key when ret_pk is not NULL. OpenSSL computes the public key
+ * as it imports the private one, so each import costs a scalar multiplication: import once per key and reuse
+ * the object for the public key and every DH with it. */
+static int x25519_priv(const uint8_t sk[HPKE_KEY_LEN], EVP_PKEY **ret, uint8_t ret_pk[HPKE_KEY_LEN]) {
 	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, HPKE_KEY_LEN);
 	size_t n = HPKE_KEY_LEN;
 	if (!k)
 		return -EIO;
-	int r = EVP_PKEY_get_raw_public_key(k, ret_pk, &n) && n == HPKE_KEY_LEN ? 0 : -EIO;
+	if (ret_pk && (!EVP_PKEY_get_raw_public_key(k, ret_pk, &n) || n != HPKE_KEY_LEN)) {
+		EVP_PKEY_free(k);
+		return -EIO;
+	}
+	*ret = k;
+	return 0;
+}
+
+int hpke_public_key(const uint8_t sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]) {
+	EVP_PKEY *k = NULL;
+	int r = x25519_priv(sk, &k, ret_pk);
 	EVP_PKEY_free(k);
 	return r;
 }
@@ -168,14 +181,13 @@ int hpke_derive_key_pair(const uint8_t *ikm, size_t ikm_len, uint8_t ret_sk[HPKE
 	return r;
 }
 
-static int dh(const uint8_t sk[HPKE_KEY_LEN], const uint8_t pk[HPKE_KEY_LEN], uint8_t out[HPKE_KEY_LEN]) {
+static int dh(EVP_PKEY *priv, const uint8_t pk[HPKE_KEY_LEN], uint8_t out[HPKE_KEY_LEN]) {
 	static const uint8_t zero[HPKE_KEY_LEN];
-	EVP_PKEY *priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, HPKE_KEY_LEN);
 	EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pk, HPKE_KEY_LEN);
-	EVP_PKEY_CTX *c = priv ? EVP_PKEY_CTX_new(priv, NULL) : NULL;
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new(priv, NULL);
 	size_t n = HPKE_KEY_LEN;
 	int r = -EIO;
-	if (!priv || !peer || !c)
+	if (!peer || !c)
 		goto out;
 	if (EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer(c, peer) != 1)
 		goto out;
@@ -187,7 +199,6 @@ static int dh(const uint8_t sk[HPKE_KEY_LEN], const uint8_t pk[HPKE_KEY_LEN], ui
 	r = CRYPTO_memcmp(out, zero, HPKE_KEY_LEN) == 0 ? -EKEYREJECTED : 0;
 out:
 	EVP_PKEY_CTX_free(c);
-	EVP_PKEY_free(priv);
 	EVP_PKEY_free(peer);
 	return r;
 }
@@ -338,6 +349,7 @@ static int setup_s(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY_LEN]
 		   size_t ikm_e_len, uint8_t ret_enc[HPKE_KEY_LEN], struct hpke_ctx **ret) {
 	uint8_t sk_e[HPKE_KEY_LEN], pk_e[HPKE_KEY_LEN], dhv[2 * HPKE_KEY_LEN], kem_ctx[3 * HPKE_KEY_LEN], ss[NH];
 	size_t dh_len = HPKE_KEY_LEN, kem_len = 2 * HPKE_KEY_LEN;
+	EVP_PKEY *ke = NULL, *ks = NULL;
 	int r;
 
 	if (!p || !pk_r || !ret_enc || !ret)
@@ -347,18 +359,23 @@ static int setup_s(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY_LEN]
 		return r;
 	if (hpke_aead_key_len(p->aead) < 0 || (auth_mode(p->mode) && !p->sk_s))
 		return -EINVAL;
-	r = ikm_e ? hpke_derive_key_pair(ikm_e, ikm_e_len, sk_e, pk_e) : hpke_generate_key_pair(sk_e, pk_e);
+	if (ikm_e)
+		r = hpke_derive_key_pair(ikm_e, ikm_e_len, sk_e, pk_e);
+	else
+		r = RAND_priv_bytes(sk_e, HPKE_KEY_LEN) == 1 ? 0 : -EIO;
+	if (r >= 0)
+		r = x25519_priv(sk_e, &ke, pk_e);
 	if (r < 0)
 		goto out;
-	r = dh(sk_e, pk_r, dhv);
+	r = dh(ke, pk_r, dhv);
 	if (r < 0)
 		goto out;
 	memcpy(kem_ctx, pk_e, HPKE_KEY_LEN);
 	memcpy(kem_ctx + HPKE_KEY_LEN, pk_r, HPKE_KEY_LEN);
 	if (auth_mode(p->mode)) {
-		r = dh(p->sk_s, pk_r, dhv + HPKE_KEY_LEN);
+		r = x25519_priv(p->sk_s, &ks, kem_ctx + 2 * HPKE_KEY_LEN);
 		if (r >= 0)
-			r = hpke_public_key(p->sk_s, kem_ctx + 2 * HPKE_KEY_LEN);
+			r = dh(ks, pk_r, dhv + HPKE_KEY_LEN);
 		if (r < 0)
 			goto out;
 		dh_len += HPKE_KEY_LEN, kem_len += HPKE_KEY_LEN;
@@ -369,6 +386,8 @@ static int setup_s(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY_LEN]
 	if (r >= 0)
 		memcpy(ret_enc, pk_e, HPKE_KEY_LEN);
 out:
+	EVP_PKEY_free(ke);
+	EVP_PKEY_free(ks);
 	wipe(sk_e, sizeof sk_e);
 	wipe(dhv, sizeof dhv);
 	wipe(ss, sizeof ss);
@@ -391,6 +410,7 @@ int hpke_setup_r(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], c
 		 struct hpke_ctx **ret) {
 	uint8_t dhv[2 * HPKE_KEY_LEN], kem_ctx[3 * HPKE_KEY_LEN], ss[NH];
 	size_t dh_len = HPKE_KEY_LEN, kem_len = 2 * HPKE_KEY_LEN;
+	EVP_PKEY *kr = NULL;
 	int r;
 
 	if (!p || !enc || !sk_r || !ret)
@@ -400,15 +420,15 @@ int hpke_setup_r(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], c
 		return r;
 	if (hpke_aead_key_len(p->aead) < 0 || (auth_mode(p->mode) && !p->pk_s))
 		return -EINVAL;
-	r = dh(sk_r, enc, dhv);
+	r = x25519_priv(sk_r, &kr, kem_ctx + HPKE_KEY_LEN);
+	if (r < 0)
+		goto out;
+	r = dh(kr, enc, dhv);
 	if (r < 0)
 		goto out;
 	memcpy(kem_ctx, enc, HPKE_KEY_LEN);
-	r = hpke_public_key(sk_r, kem_ctx + HPKE_KEY_LEN);
-	if (r < 0)
-		goto out;
 	if (auth_mode(p->mode)) {
-		r = dh(sk_r, p->pk_s, dhv + HPKE_KEY_LEN);
+		r = dh(kr, p->pk_s, dhv + HPKE_KEY_LEN);
 		if (r < 0)
 			goto out;
 		memcpy(kem_ctx + 2 * HPKE_KEY_LEN, p->pk_s, HPKE_KEY_LEN);
@@ -418,6 +438,7 @@ int hpke_setup_r(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], c
 	if (r >= 0)
 		r = key_schedule(p, false, ss, ret);
 out:
+	EVP_PKEY_free(kr);
 	wipe(dhv, sizeof dhv);
 	wipe(ss, sizeof ss);
 	return r;
