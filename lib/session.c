@@ -412,8 +412,7 @@ int session_user_data_decode(const uint8_t *buf, size_t len, SessionUserData *re
 struct SessionServer {
 	struct core k;
 	SessionServerConfig cfg;
-	uint8_t sk[HPKE_KEY_LEN]; /* the session's X25519 key until the first REQUEST */
-	bool have_sk;
+	struct hpke_key *key; /* the session's X25519 key until the first REQUEST */
 	uint32_t next_seq;
 };
 
@@ -438,14 +437,14 @@ SessionServer *session_server_free(SessionServer *s) {
 	if (!s)
 		return NULL;
 	core_done(&s->k);
-	wipe(s->sk, sizeof s->sk);
+	hpke_key_free(s->key);
 	free(s);
 	return NULL;
 }
 
 static void server_forget(SessionServer *s) {
-	wipe(s->sk, sizeof s->sk);
-	s->have_sk = false;
+	hpke_key_free(s->key);
+	s->key = NULL;
 }
 
 static int parse_hello(const uint8_t *p, size_t len, uint8_t nonce[SESSION_NONCE_LEN], uint16_t *ret_aead,
@@ -485,7 +484,7 @@ static int parse_hello(const uint8_t *p, size_t len, uint8_t nonce[SESSION_NONCE
 
 static int server_hello(SessionServer *s, const struct frame_header *h, const uint8_t *p) {
 	struct core *k = &s->k;
-	uint8_t nonce[SESSION_NONCE_LEN], pk[HPKE_KEY_LEN];
+	uint8_t nonce[SESSION_NONCE_LEN];
 	const char *why;
 	if (k->st.state != SESSION_HANDSHAKE)
 		return core_fail(k, SESSION_BAD_FRAME, "HELLO after the handshake");
@@ -494,14 +493,14 @@ static int server_hello(SessionServer *s, const struct frame_header *h, const ui
 	if (parse_hello(p, h->length, nonce, &k->aead, &why) < 0)
 		return core_fail(k, SESSION_BAD_HELLO, "%s", why);
 
-	if (hpke_generate_key_pair(s->sk, pk) < 0)
+	if (hpke_key_generate(&s->key) < 0)
 		return core_fail(k, SESSION_INTERNAL, "key generation failed");
-	s->have_sk = true;
+	const uint8_t *pk = hpke_key_public(s->key);
 	_cleanup_free_ uint8_t *ud = NULL, *doc = NULL, *payload = NULL;
 	size_t ud_len, doc_len = 0, payload_len;
 	if (session_user_data_encode(&s->cfg.user_data, &ud, &ud_len) < 0)
 		return core_fail(k, SESSION_INTERNAL, "out of memory");
-	int r = s->cfg.make_attestation(s->cfg.userdata, nonce, sizeof nonce, pk, sizeof pk, ud, ud_len, &doc,
+	int r = s->cfg.make_attestation(s->cfg.userdata, nonce, sizeof nonce, pk, HPKE_KEY_LEN, ud, ud_len, &doc,
 					&doc_len);
 	if (r < 0 || !doc || doc_len == 0 || doc_len > ATTEST_DOC_MAX)
 		return core_fail(k, SESSION_ATTEST_FAILED, "could not produce an attestation document");
@@ -537,7 +536,7 @@ static int server_request(SessionServer *s, const struct frame_header *h, uint8_
 		uint8_t info[64];
 		session_info(k->doc_sha256, info, &hp.info_len);
 		hp.info = info;
-		int r = hpke_setup_r(&hp, p, s->sk, &k->req);
+		int r = hpke_setup_r_key(&hp, p, s->key, &k->req);
 		server_forget(s); /* one session, one use of the key: a failed setup ends it anyway */
 		if (r == -ENOMEM)
 			return core_fail(k, SESSION_INTERNAL, "out of memory");
