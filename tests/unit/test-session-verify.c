@@ -15,7 +15,11 @@
 
 #include "attest.h"
 #include "cose.h"
+#include "air.h"
+#include "cbor.h"
 #include "devca.h"
+#include "eml_client.h"
+#include "socket.h"
 #include "macro.h"
 #include "policy.h"
 #include "session-io.h"
@@ -196,10 +200,134 @@ static void test_refused(void **state) {
 	expect_refusal(pm, (struct enclave){.pcr0 = 0x5a}, "MODEL_NOT_ALLOWED");
 }
 
+/* ---- eml_client against an enclave stand-in on a unix socket ---------------------------------------- */
+
+static const uint8_t receipt_seed[32] = "receipt key seed for the tests!";
+
+struct embed_server {
+	int listen_fd;
+	struct enclave e;
+	SessionServer *s;
+	bool bad_pcr;       /* the receipt claims another PCR0 than the attested one */
+	bool wrong_key;     /* the receipt is signed by a key that was not attested */
+	int result;
+};
+
+/* Answers {"op": "embed", "inputs": [...]} with vectors [len(text), i] and a receipt. */
+static int embed_handler(void *userdata, uint32_t seq, const uint8_t *req, size_t len, uint8_t **ret,
+			 size_t *ret_len) {
+	struct embed_server *t = userdata;
+	struct ecbor_limits lim = ECBOR_LIMITS_DEFAULT;
+	lim.deterministic = true;
+	_cleanup_cbor_ cbor_item_t *m = NULL;
+	if (ecbor_decode(req, len, &lim, &m) < 0 || !ecbor_tstr_equal(ecbor_map_get_text(m, "op"), "embed")) return -EBADMSG;
+	cbor_item_t *in = ecbor_map_get_text(m, "inputs");
+	if (!in || !cbor_isa_array(in)) return -EBADMSG;
+	size_t n = cbor_array_size(in);
+	float v[16][2];
+	for (size_t i = 0; i < n && i < 16; i++) {
+		const char *txt;
+		size_t tl;
+		if (ecbor_get_tstr(cbor_array_handle(in)[i], &txt, &tl) < 0) return -EBADMSG;
+		v[i][0] = (float)tl, v[i][1] = (float)i + 0.5f;
+	}
+	struct air_claims c = {
+		.iss = "test-enclave", .iat = now_realtime_usec() / 1000000, .model_id = "minilm", .model_version = "1",
+		.measurement_type = AIR_PLATFORM_NITRO, .policy_version = "p1", .security_mode = "GatewayOnly",
+		.sequence_number = seq,
+	};
+	memset(c.model_hash, t->e.model_byte ? t->e.model_byte : 1, 32);
+	memset(c.cti, 0xc7, 16);
+	memcpy(c.attestation_doc_hash, session_server_doc_sha256(t->s), 32);
+	c.has_pcr[0] = c.has_pcr[1] = c.has_pcr[2] = true;
+	memset(c.pcr[0], t->bad_pcr ? 0x11 : t->e.pcr0, 48);
+	uint8_t seed[32];
+	memcpy(seed, receipt_seed, 32);
+	seed[0] ^= t->wrong_key;
+	_cleanup_free_ uint8_t *receipt = NULL;
+	size_t rl;
+	int r = air_sign(&c, seed, &receipt, &rl);
+	return r < 0 ? r : eml_embed_response_encode(&v[0][0], n, 2, receipt, rl, ret, ret_len);
+}
+
+static void *serve_embed(void *arg) {
+	struct embed_server *t = arg;
+	int fd = accept4(t->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd < 0) {
+		t->result = -errno;
+		return NULL;
+	}
+	SessionServerConfig cfg = {.make_attestation = make_doc, .userdata = &t->e};
+	assert_int_equal(air_public_key(receipt_seed, cfg.user_data.receipt_key), 0);
+	cfg.user_data.has_model = true;
+	memset(cfg.user_data.model_hash, t->e.model_byte ? t->e.model_byte : 1, 32);
+	t->result = session_server_new(&cfg, now_monotonic_usec(), &t->s);
+	if (t->result == 0) t->result = session_server_serve_fd(t->s, fd, embed_handler, t);
+	t->s = session_server_free(t->s);
+	close(fd);
+	return NULL;
+}
+
+static int embed_once(struct embed_server *t, const Policy *p, EmlEmbedding **ret, char *reason, size_t size) {
+	char path[128], endpoint[140];
+	snprintf(path, sizeof path, "%s/enclave.sock", cadir);
+	snprintf(endpoint, sizeof endpoint, "unix:%s", path);
+	struct eml_addr a;
+	assert_int_equal(addr_parse(endpoint, &a), 0);
+	assert_int_equal(socket_listen(&a, 4, &t->listen_fd), 0);
+	assert_int_equal(fd_set_nonblock(t->listen_fd, 0), 0);
+	pthread_t th;
+	assert_int_equal(pthread_create(&th, NULL, serve_embed, t), 0);
+	EmlClientOptions o = {.endpoint = endpoint, .policy = p};
+	_cleanup_eml_client_ EmlClient *c = NULL;
+	int r = eml_client_connect(&o, &c, reason, size);
+	if (r == 0) {
+		assert_int_equal(eml_client_attestation(c)->pcrs[0][0], t->e.pcr0);
+		const char *texts[] = {"a", "bb", "ccc"};
+		r = eml_client_embed(c, texts, 3, ret, reason, size);
+		c = eml_client_free(c);
+	}
+	assert_int_equal(pthread_join(th, NULL), 0);
+	close(t->listen_fd);
+	unlink(path);
+	return r;
+}
+
+static void test_eml_client(void **state) {
+	_cleanup_policy_ Policy *p = policy(PCR_HEX("5a"), ", \"roots\": [\"@ca/root.pem\"]");
+	char reason[300] = "";
+	EmlEmbedding *e = NULL;
+	struct embed_server t = {.e = {.pcr0 = 0x5a}};
+	if (embed_once(&t, p, &e, reason, sizeof reason) < 0) fail_msg("embed: %s", reason);
+	assert_int_equal(t.result, 0); /* the enclave saw a clean CLOSE */
+	assert_int_equal(e->n, 3);
+	assert_int_equal(e->dim, 2);
+	for (int i = 0; i < 3; i++) {
+		assert_true(e->vectors[i * 2] == (float)(i + 1));
+		assert_true(e->vectors[i * 2 + 1] == (float)i + 0.5f);
+	}
+	assert_true(e->receipt_bound);
+	assert_string_equal(e->claims.model_id, "minilm");
+	assert_int_equal(e->claims.sequence_number, 0);
+	eml_embedding_free(e);
+
+	struct embed_server bad = {.e = {.pcr0 = 0x5a}, .bad_pcr = true};
+	assert_true(embed_once(&bad, p, &e, reason, sizeof reason) < 0);
+	assert_non_null(strstr(reason, "RECEIPT: PCR0"));
+	struct embed_server forged = {.e = {.pcr0 = 0x5a}, .wrong_key = true};
+	assert_true(embed_once(&forged, p, &e, reason, sizeof reason) < 0);
+	assert_non_null(strstr(reason, "RECEIPT: SIG_FAILED"));
+	struct embed_server other = {.e = {.pcr0 = 0x5b}};
+	assert_true(embed_once(&other, p, &e, reason, sizeof reason) < 0);
+	assert_non_null(strstr(reason, "ATTEST_FAILED"));
+	assert_non_null(strstr(reason, "PCR_NOT_ALLOWED"));
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepted),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_eml_client),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
