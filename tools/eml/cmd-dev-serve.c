@@ -15,6 +15,7 @@
 #include "addr.h"
 #include "air.h"
 #include "attest.h"
+#include "audit.h"
 #include "cbor.h"
 #include "command.h"
 #include "eml_client.h"
@@ -67,8 +68,9 @@ static int handle(void *userdata, uint32_t seq, const uint8_t *req, size_t len, 
 	int r = texts && vec ? 0 : -ENOMEM;
 	for (size_t i = 0; i < n && r == 0; i++)
 		r = ecbor_get_tstr_dup(cbor_array_handle(in)[i], &texts[i]);
+	size_t tokens = 0;
 	if (r == 0)
-		r = embedder_embed(sv->emb, sv->ctx, (const char *const *)texts, n, vec, NULL);
+		r = embedder_embed(sv->emb, sv->ctx, (const char *const *)texts, n, vec, &tokens);
 	for (size_t i = 0; i < n && texts; i++)
 		free_secret(texts[i], texts[i] ? strlen(texts[i]) : 0);
 	if (r < 0)
@@ -95,6 +97,15 @@ static int handle(void *userdata, uint32_t seq, const uint8_t *req, size_t len, 
 	r = air_sign(&c, sv->receipt_seed, &receipt, &rl);
 	if (r < 0)
 		return r;
+	/* One AUDIT record per request for the relay (metadata only), as the enclave writes them. */
+	struct audit_record a = {.inputs = n, .tokens = tokens, .duration_us = now_monotonic_usec() - t0};
+	SHA256(receipt, rl, a.receipt_sha256);
+	snprintf(a.model_id, sizeof a.model_id, "%s", sv->model_id);
+	snprintf(a.status, sizeof a.status, "ok");
+	_cleanup_free_ uint8_t *audit = NULL;
+	size_t al;
+	if (audit_encode(&a, &audit, &al) == 0)
+		(void)session_server_audit(sv->s, seq, audit, al);
 	return eml_embed_response_encode(vec, n, sv->emb->dim, receipt, rl, ret, ret_len);
 }
 
