@@ -33,7 +33,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 2
 
 # pkg-config modules every build needs; tools/bootstrap.sh maps each to its Debian package.
-PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1 hogweed nettle gmp
+PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1 hogweed nettle gmp libmicrohttpd
 TEST_PKGS := cmocka
 
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -62,6 +62,8 @@ PROGRAMS := \
 LIB_SRCS := $(sort $(wildcard lib/*.c))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test-*.c))
 UNIT_HELPERS := $(filter-out tests/unit/test-%,$(sort $(wildcard tests/unit/*.c)))
+# Helper programs of the integration tests and benchmarks (tests/integration/NAME.c -> build/TREE/testbin/NAME).
+TESTBIN_SRCS := $(sort $(wildcard tests/integration/*.c))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz-*.c))
 BENCH_SRCS := $(sort $(wildcard tests/bench/bench-*.c))
 INTEGRATION_TESTS := $(sort $(wildcard tests/integration/*.test))
@@ -95,6 +97,11 @@ build/$(1)/tests/%: build/$(1)/tests/unit/%.o $(patsubst %.c,build/$(1)/%.o,$(UN
 	$(E) LD $$@
 	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
 
+build/$(1)/testbin/%: build/$(1)/tests/integration/%.o build/$(1)/libeml.a
+	@mkdir -p $$(@D)
+	$(E) LD $$@
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+
 build/$(1)/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libeml.a
 	@mkdir -p $$(@D)
 	$(E) LD $$@
@@ -125,6 +132,8 @@ ASAN_BINS := $(foreach p,$(BUILT_PROGRAMS),build/asan/bin/$(call prog_name,$(p))
 ASAN_TESTS := $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,build/fuzz/fuzzers/%,$(FUZZ_SRCS))
 BENCH_BINS := $(patsubst tests/bench/%.c,build/release/bench/%,$(BENCH_SRCS))
+ASAN_TESTBINS := $(patsubst tests/integration/%.c,build/asan/testbin/%,$(TESTBIN_SRCS))
+RELEASE_TESTBINS := $(patsubst tests/integration/%.c,build/release/testbin/%,$(TESTBIN_SRCS))
 
 build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	@mkdir -p $(@D)
@@ -152,7 +161,7 @@ check: deps
 check-unit: $(ASAN_TESTS)
 	@tests/run-unit.sh $(ASAN_TESTS)
 
-check-integration: $(ASAN_BINS) build/release/bin/eml
+check-integration: $(ASAN_BINS) $(ASAN_TESTBINS) build/release/bin/eml
 	@EML_BUILD=$(CURDIR)/build/asan tests/run-integration.sh $(INTEGRATION_TESTS)
 
 check-fuzz-smoke: deps-fuzz $(FUZZ_BINS)
@@ -168,8 +177,8 @@ deps-fuzz:
 # Enclave image: the enclave's programs linked statically (libc plus the static libraries they need; Debian has
 # no libsystemd.a and enclave code never uses libsystemd), two deterministic cpio ramdisks and the EIF with its
 # PCRs, all under build/enclave-image. KERNEL=path/to/bzImage pins the kernel (default: Debian's, fetched once).
-# eml-inferenced links libsystemd (sd-event) and so is dynamic: it is not in the static list; carrying it and its
-# shared-library closure into app.cpio is still to do in build.sh.
+# eml-inferenced joins this list once it can link statically: it uses lib/cbor, and Debian 12 ships libcbor
+# without a static archive (libcbor-dev has only the .so).
 ENCLAVE_PROGRAMS := eml-init:enclave-image/init
 ENCLAVE_BUILT := $(filter $(ENCLAVE_PROGRAMS),$(BUILT_PROGRAMS))
 STATIC_LIBS := -lcrypto -lpthread
@@ -194,7 +203,7 @@ vm-test: enclave-image
 	@tools/bootstrap.sh vm
 	@tests/vm/vm-test.sh build/enclave-image
 
-bench: deps $(BENCH_BINS) $(RELEASE_BINS)
+bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 	@EML_BUILD=$(CURDIR)/build/release tests/run-bench.sh $(BENCH_BINS)
 
 demo: deps $(RELEASE_BINS)

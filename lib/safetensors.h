@@ -55,7 +55,8 @@ size_t safetensors_dtype_size(enum safetensors_dtype d);
 /* Find a tensor by name; "bert.X" and "X" name the same tensor. NULL when absent. */
 const struct safetensors_tensor *safetensors_find(const struct safetensors *st, const char *name);
 /* Convert a F32/F16/BF16 tensor of exactly count elements to float. -EMEDIUMTYPE for other dtypes, -EBADMSG
- * on a count mismatch, -ENODATA for a header-only parse. */
+ * on a count mismatch, -ENODATA for a header-only parse. From a mapped file, the pages copied are dropped as
+ * the copy proceeds (they are re-read from the file if touched again). */
 int safetensors_read_f32(const struct safetensors *st, const struct safetensors_tensor *t, float *out,
 			 size_t count);
 /* Tell the kernel we are done with a tensor's pages (mapped files only), so loading does not hold two copies

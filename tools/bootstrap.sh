@@ -6,7 +6,7 @@ set -euo pipefail
 
 # pkg-config module -> Debian package
 declare -A PKG=(
-	[libsystemd]=libsystemd-dev [openssl]=libssl-dev [libcurl]=libcurl4-openssl-dev [libcbor]=libcbor-dev
+	[libsystemd]=libsystemd-dev [openssl]=libssl-dev [libcurl]=libcurl4-openssl-dev [libcbor]=libcbor-dev [libmicrohttpd]=libmicrohttpd-dev
 	[json-c]=libjson-c-dev [libutf8proc]=libutf8proc-dev [yaml-0.1]=libyaml-dev [cmocka]=libcmocka-dev
 	[hogweed]=nettle-dev [nettle]=nettle-dev [gmp]=libgmp-dev
 )

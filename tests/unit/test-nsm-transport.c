@@ -31,7 +31,7 @@ static void test_frames(void **state) {
 	assert_int_equal(n, sizeof msg);
 	/* announced length above the reader's limit */
 	assert_int_equal(nsm_frame_write(sv[0], msg, sizeof msg), 0);
-	assert_int_equal(nsm_frame_read(sv[1], buf, 4, &n), -EBADMSG);
+	assert_int_equal(nsm_frame_read(sv[1], buf, 4, &n), -EMSGSIZE);
 	/* zero length is not a message */
 	close(sv[0]);
 	close(sv[1]);

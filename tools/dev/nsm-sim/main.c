@@ -223,11 +223,11 @@ static int serve_one(struct sim *s, int fd) {
 	int r = nsm_frame_read(fd, req, sizeof req, &len);
 	uint8_t *resp = NULL;
 	size_t resp_len;
-	if (r == -EBADMSG) {
+	if (r == -EMSGSIZE) {
 		/* larger than the device's request limit: answer as the device would, then drop the stream */
 		if (respond_error(NSM_E_INPUT_TOO_LARGE, &resp, &resp_len) == 0) nsm_frame_write(fd, resp, resp_len);
 		free(resp);
-		return -EBADMSG;
+		return r;
 	}
 	if (r < 0) return r;
 	r = handle(s, req, len, &resp, &resp_len);

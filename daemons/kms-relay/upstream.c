@@ -1,0 +1,284 @@
+/* upstream.c: the calls to KMS (see relay.h). A bounded pool rather than curl multi inside the event loop:
+ * each worker owns one easy handle, so its TLS connection to KMS stays open between requests, and a slow KMS
+ * blocks a worker, never the loop that serves the enclave. Finished jobs go back to the loop through an
+ * eventfd. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+
+#include <curl/curl.h>
+#include <json-c/json.h>
+#include <openssl/rand.h>
+
+#include "kmsproto.h"
+#include "macro.h"
+#include "relay.h"
+#include "sigv4.h"
+#include "util.h"
+
+void job_free(struct job *j) {
+	if (!j) return;
+	free(j->body);
+	free(j->key_id);
+	free(j->resp);
+	free(j);
+}
+
+struct grow {
+	char *p;
+	size_t len;
+	bool overflow;
+};
+
+static size_t on_body(char *data, size_t size, size_t n, void *ud) {
+	struct grow *g = ud;
+	size_t add = size * n;
+	if (g->len + add > KMSPROTO_MAX_RESPONSE - 64) {
+		g->overflow = true;
+		return 0;
+	}
+	char *p = realloc(g->p, g->len + add + 1);
+	if (!p) return 0;
+	memcpy(p + g->len, data, add);
+	g->p = p;
+	g->len += add;
+	g->p[g->len] = 0;
+	return add;
+}
+
+/* Is this answer worth another try? 5xx, and AWS's throttling and internal errors. */
+static bool retryable(int status, const char *body) {
+	if (status >= 500) return true;
+	if (status != 400 || !body) return false;
+	return strstr(body, "\"ThrottlingException\"") || strstr(body, "\"KMSInternalException\"") ||
+	       strstr(body, "\"LimitExceededException\"");
+}
+
+static void sleep_ms(uint64_t ms) {
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+/* One signed POST. Returns 0 with *status and the body, or a CURLcode mapped to a relay error. */
+static CURLcode post_once(struct upstream *u, CURL *e, struct job *j, uint64_t deadline_usec, long *status,
+			  struct grow *out) {
+	struct creds c = {};
+	if (cred_provider_get(u->cfg.creds, &c) < 0) return CURLE_LOGIN_DENIED;
+	struct sigv4_header h[] = {{"Host", u->host_header},
+				   {"Content-Type", "application/x-amz-json-1.1"},
+				   {"X-Amz-Target", j->target}};
+	struct sigv4_request req = {"POST", "/", NULL, h, ARRAY_SIZE(h), (const uint8_t *)j->body, strlen(j->body)};
+	struct sigv4_credentials sc = {c.access_key_id, c.secret_access_key, c.session_token};
+	struct sigv4_params p = {.region = u->cfg.region, .service = "kms", .timestamp = time(NULL), .normalize_path = true};
+	struct sigv4_result res;
+	int r = sigv4_sign(&req, &sc, &p, &res);
+	if (r < 0) {
+		creds_done(&c);
+		return CURLE_LOGIN_DENIED;
+	}
+	struct curl_slist *hl = NULL;
+	char line[8192];
+	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
+		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
+		hl = curl_slist_append(hl, line);
+	}
+	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
+	hl = curl_slist_append(hl, line);
+	if (c.session_token) {
+		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", c.session_token);
+		hl = curl_slist_append(hl, line);
+	}
+	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
+	hl = curl_slist_append(hl, line);
+	hl = curl_slist_append(hl, "Expect:");
+	wipe(line, sizeof line);
+	sigv4_result_done(&res);
+	creds_done(&c);
+
+	uint64_t now = now_monotonic_usec();
+	long left_ms = deadline_usec > now ? (long)((deadline_usec - now) / 1000) : 1;
+	if (left_ms < 1) left_ms = 1;
+	curl_easy_setopt(e, CURLOPT_URL, u->cfg.endpoint);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
+	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)MIN((uint64_t)left_ms, u->cfg.connect_timeout_ms));
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left_ms);
+	CURLcode cc = curl_easy_perform(e);
+	curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, NULL);
+	curl_slist_free_all(hl);
+	return cc;
+}
+
+static void run_job(struct upstream *u, CURL *e, struct job *j) {
+	uint64_t deadline = j->start_usec + u->cfg.total_timeout_ms * 1000;
+	for (unsigned attempt = 0;; attempt++) {
+		struct grow out = {};
+		long status = 0;
+		j->attempts = attempt + 1;
+		CURLcode cc = post_once(u, e, j, deadline, &status, &out);
+		bool last = attempt >= u->cfg.retries;
+		if (cc == CURLE_OK) {
+			if (!retryable((int)status, out.p) || last) {
+				j->status = (int)status;
+				j->resp = out.p;
+				j->resp_len = out.len;
+				return;
+			}
+			free(out.p);
+		} else {
+			free(out.p);
+			if (cc == CURLE_OPERATION_TIMEDOUT) {
+				j->error = "Timeout";
+				snprintf(j->message, sizeof j->message, "KMS did not answer within %" PRIu64 " ms",
+					 u->cfg.total_timeout_ms);
+				return; /* the budget is spent */
+			}
+			if (cc == CURLE_LOGIN_DENIED) {
+				j->error = "Internal";
+				snprintf(j->message, sizeof j->message, "the host has no usable credentials");
+				return;
+			}
+			if (last) {
+				j->error = "Unavailable";
+				snprintf(j->message, sizeof j->message, "KMS unreachable: %s", out.overflow ? "answer too large" : curl_easy_strerror(cc));
+				return;
+			}
+		}
+		/* Jittered exponential backoff (AWS's "full jitter" over 100 ms * 2^attempt), within the deadline. */
+		uint32_t rnd = 0;
+		RAND_bytes((uint8_t *)&rnd, sizeof rnd);
+		uint64_t cap = 100ull << MIN(attempt, 5u), wait = cap / 2 + rnd % (cap / 2 + 1);
+		if (now_monotonic_usec() + wait * 1000 >= deadline) {
+			j->error = "Timeout";
+			snprintf(j->message, sizeof j->message, "KMS kept failing until the %" PRIu64 " ms deadline",
+				 u->cfg.total_timeout_ms);
+			return;
+		}
+		sleep_ms(wait);
+	}
+}
+
+static void *worker(void *arg) {
+	struct upstream *u = arg;
+	CURL *e = curl_easy_init();
+	if (e) {
+		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+		curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	}
+	for (;;) {
+		pthread_mutex_lock(&u->lock);
+		while (!u->queue_head && !u->stopping) pthread_cond_wait(&u->cond, &u->lock);
+		if (u->stopping) {
+			pthread_mutex_unlock(&u->lock);
+			break;
+		}
+		struct job *j = u->queue_head;
+		u->queue_head = j->next;
+		if (!u->queue_head) u->queue_tail = NULL;
+		u->queued--;
+		pthread_mutex_unlock(&u->lock);
+		j->next = NULL;
+		if (e)
+			run_job(u, e, j);
+		else {
+			j->error = "Internal";
+			snprintf(j->message, sizeof j->message, "no HTTP handle");
+		}
+		pthread_mutex_lock(&u->lock);
+		if (u->done_tail)
+			u->done_tail->next = j;
+		else
+			u->done_head = j;
+		u->done_tail = j;
+		pthread_mutex_unlock(&u->lock);
+		uint64_t one = 1;
+		(void)!write(u->done_fd, &one, sizeof one);
+	}
+	curl_easy_cleanup(e);
+	return NULL;
+}
+
+int upstream_start(struct upstream *u, const struct upstream_config *cfg) {
+	*u = (struct upstream){.cfg = *cfg, .done_fd = -1};
+	CURLU *url = curl_url();
+	char *host = NULL, *port = NULL;
+	if (!url || curl_url_set(url, CURLUPART_URL, cfg->endpoint, 0) != CURLUE_OK ||
+	    curl_url_get(url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+		curl_url_cleanup(url);
+		return -EINVAL;
+	}
+	curl_url_get(url, CURLUPART_PORT, &port, 0);
+	snprintf(u->host_header, sizeof u->host_header, "%s%s%s", host, port ? ":" : "", port ? port : "");
+	curl_free(host);
+	curl_free(port);
+	curl_url_cleanup(url);
+	pthread_mutex_init(&u->lock, NULL);
+	pthread_cond_init(&u->cond, NULL);
+	u->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (u->done_fd < 0) return negerrno();
+	u->threads = calloc(cfg->workers, sizeof(pthread_t));
+	if (!u->threads) return -ENOMEM;
+	for (unsigned i = 0; i < cfg->workers; i++) {
+		int r = pthread_create(&u->threads[i], NULL, worker, u);
+		if (r) return -r;
+		u->n_threads++;
+	}
+	return 0;
+}
+
+int upstream_submit(struct upstream *u, struct job *j) {
+	pthread_mutex_lock(&u->lock);
+	if (u->queued >= u->cfg.queue_max) {
+		pthread_mutex_unlock(&u->lock);
+		return -EBUSY;
+	}
+	j->next = NULL;
+	if (u->queue_tail)
+		u->queue_tail->next = j;
+	else
+		u->queue_head = j;
+	u->queue_tail = j;
+	u->queued++;
+	pthread_cond_signal(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	return 0;
+}
+
+struct job *upstream_take_done(struct upstream *u) {
+	uint64_t v;
+	(void)!read(u->done_fd, &v, sizeof v);
+	pthread_mutex_lock(&u->lock);
+	struct job *j = u->done_head;
+	u->done_head = u->done_tail = NULL;
+	pthread_mutex_unlock(&u->lock);
+	return j;
+}
+
+void upstream_stop(struct upstream *u) {
+	pthread_mutex_lock(&u->lock);
+	u->stopping = true;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	for (unsigned i = 0; i < u->n_threads; i++) pthread_join(u->threads[i], NULL);
+	free(u->threads);
+	for (struct job *j = u->queue_head, *n; j; j = n) {
+		n = j->next;
+		job_free(j);
+	}
+	for (struct job *j = u->done_head, *n; j; j = n) {
+		n = j->next;
+		job_free(j);
+	}
+	if (u->done_fd >= 0) close(u->done_fd);
+	pthread_mutex_destroy(&u->lock);
+	pthread_cond_destroy(&u->cond);
+}
