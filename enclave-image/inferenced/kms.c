@@ -2,8 +2,9 @@
  * its SubjectPublicKeyInfo (DER), KMS Decrypt with that Recipient, and the CMS unwrap of
  * CiphertextForRecipient. The data key never crosses the host in the clear: KMS encrypts it to our RSA key.
  *
- * Transport: through eml-kms-relay (the production path) is not wired yet (its codec, lib/kmsproto, is still
- * on the kms branch); --kms-endpoint talks to a KMS over HTTP directly, for development with eml-kms-local. */
+ * Transport: REQUEST/RESPONSE frames to eml-kms-relay (lib/kmsproto; vsock 3:8001 in production), which signs
+ * with the host's credentials; or, for development only, --kms-endpoint: straight to a KMS over HTTP with
+ * credentials from the environment. */
 #include <json-c/json.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -11,6 +12,9 @@
 
 #include "base64.h"
 #include "cms.h"
+#include "frame.h"
+#include "kmsproto.h"
+#include "socket.h"
 #include "inferenced.h"
 #include "kms-http.h"
 #include "log.h"
@@ -60,14 +64,88 @@ static char *decrypt_body(const struct sealed_manifest *m, const char *doc_b64) 
 	return s;
 }
 
+/* The AWS error type of an error body ({"__type": "...#AccessDeniedException", "message": ...}). */
+static void error_of(const char *body, char *err_type, size_t etsz, char *msg, size_t msgsz) {
+	json_object *j = json_tokener_parse(body), *v;
+	const char *t = "", *m = "";
+	if (j && json_object_object_get_ex(j, "__type", &v) && json_object_is_type(v, json_type_string))
+		t = json_object_get_string(v);
+	if (j && (json_object_object_get_ex(j, "message", &v) || json_object_object_get_ex(j, "Message", &v)) &&
+	    json_object_is_type(v, json_type_string))
+		m = json_object_get_string(v);
+	const char *hash = strrchr(t, '#');
+	snprintf(err_type, etsz, "%s", hash ? hash + 1 : t);
+	snprintf(msg, msgsz, "%s: %s", err_type, m);
+	for (char *c = msg; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+	json_object_put(j);
+}
+
+static int relay_call(struct daemon *d, const char *target, const char *body, long *ret_status, char **ret_body,
+		      char *err_type, size_t etsz, char *msg, size_t msgsz) {
+	struct eml_addr a;
+	_cleanup_close_ int fd = -1;
+	_cleanup_free_ uint8_t *req = NULL, *frame = NULL;
+	size_t rl, fl;
+	int r = addr_parse(d->cfg.kms_relay, &a);
+	if (r < 0) {
+		snprintf(msg, msgsz, "bad KMS relay address %s", d->cfg.kms_relay);
+		return r;
+	}
+	if ((r = kmsproto_request_encode(target, body, &req, &rl)) < 0 ||
+	    (r = frame_encode(FRAME_REQUEST, 0, req, rl, &frame, &fl)) < 0) {
+		snprintf(msg, msgsz, "cannot encode the KMS request");
+		return r;
+	}
+	if ((r = socket_connect_deadline(&a, 5000000, &fd)) < 0) {
+		snprintf(msg, msgsz, "KMS relay %s unreachable: %s", d->cfg.kms_relay, strerror(-r));
+		return r;
+	}
+	fd_set_nonblock(fd, 0);
+	struct timeval tv = {.tv_sec = 15};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv); /* the relay retries KMS within its own timeout */
+	if ((r = write_all(fd, frame, fl)) < 0) {
+		snprintf(msg, msgsz, "KMS relay: %s", strerror(-r));
+		return r;
+	}
+	uint8_t hdr[FRAME_HEADER_SIZE];
+	struct frame_header h;
+	_cleanup_free_ uint8_t *payload = NULL;
+	if ((r = read_all(fd, hdr, sizeof hdr)) < 0 || (r = frame_header_decode(hdr, KMSPROTO_MAX_RESPONSE, &h)) < 0) {
+		snprintf(msg, msgsz, "KMS relay: no answer: %s", r == -EAGAIN ? "timed out" : strerror(-r));
+		return r < 0 ? r : -EBADMSG;
+	}
+	if (!(payload = malloc(h.length + 1))) return -ENOMEM;
+	if ((r = read_all(fd, payload, h.length)) < 0) {
+		snprintf(msg, msgsz, "KMS relay: answer cut short");
+		return r;
+	}
+	if (h.seq != 0 || (h.type != FRAME_RESPONSE && h.type != FRAME_ERROR)) {
+		snprintf(msg, msgsz, "KMS relay: unexpected %s frame", frame_type_name(h.type));
+		return -EBADMSG;
+	}
+	if (h.type == FRAME_ERROR) {
+		_cleanup_free_ char *e = NULL, *m = NULL;
+		if (kmsproto_error_decode(payload, h.length, &e, &m) < 0) return -EBADMSG;
+		snprintf(msg, msgsz, "KMS relay refused: %s: %s", e, m);
+		for (char *c = msg; *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = '?';
+		return -ECONNABORTED;
+	}
+	int status;
+	if ((r = kmsproto_response_decode(payload, h.length, &status, ret_body)) < 0) {
+		snprintf(msg, msgsz, "KMS relay: malformed answer");
+		return r;
+	}
+	*ret_status = status;
+	if (status != 200) error_of(*ret_body, err_type, etsz, msg, msgsz);
+	return 0;
+}
+
 /* One KMS call over the configured transport: HTTP status and body (malloc'ed). */
 static int kms_call(struct daemon *d, const char *target, const char *body, long *ret_status, char **ret_body,
 		    char *err_type, size_t etsz, char *msg, size_t msgsz) {
-	if (!d->cfg.kms_endpoint) {
-		snprintf(msg, msgsz, "the eml-kms-relay transport (%s) is not available in this build; use --kms-endpoint",
-			 d->cfg.kms_relay);
-		return -EOPNOTSUPP;
-	}
+	if (!d->cfg.kms_endpoint) return relay_call(d, target, body, ret_status, ret_body, err_type, etsz, msg, msgsz);
 	struct sigv4_credentials creds;
 	if (kms_credentials_from_env(&creds) < 0) {
 		snprintf(msg, msgsz, "no credentials for the development KMS endpoint");
