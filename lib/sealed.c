@@ -1,5 +1,6 @@
 /* sealed.c: sealed model manifest, writer and streaming reader (see sealed.h). */
 #include <dirent.h>
+#include <sys/mman.h>
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
@@ -425,10 +426,28 @@ int sealed_reader_new(uint64_t max_total, struct sealed_reader **ret) {
 	return 0;
 }
 
+void sealed_file_free(uint8_t *p, size_t len) {
+	if (!p) return;
+	size_t n = MAX(len, (size_t)1);
+	/* Dropping the pages is the wipe: the kernel zero-fills every page before it hands it out again, and
+	 * overwriting first would fault back in every page a consumer already dropped. */
+	madvise(p, n, MADV_DONTNEED);
+	munmap(p, n);
+}
+
+/* Plaintext goes into private anonymous mappings: page-aligned, so a consumer can drop pages it has copied
+ * (embedder_load_mem with EMBEDDER_LOAD_DISCARD) and the model is never resident twice. */
+static uint8_t *file_alloc(uint64_t size) {
+	void *p = mmap(NULL, (size_t)MAX(size, (uint64_t)1), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) return NULL;
+	madvise(p, (size_t)MAX(size, (uint64_t)1), MADV_DONTDUMP); /* never in a core dump */
+	return p;
+}
+
 static void wipe_buffers(struct sealed_reader *r) {
 	if (!r->bufs || !r->m) return;
 	for (size_t i = 0; i < r->m->n_files; i++)
-		if (r->bufs[i]) free_secret(r->bufs[i], r->m->files[i].size);
+		if (r->bufs[i]) sealed_file_free(r->bufs[i], r->m->files[i].size);
 	free(r->bufs);
 	r->bufs = NULL;
 }
@@ -592,7 +611,7 @@ int sealed_reader_set_key(struct sealed_reader *r, const uint8_t data_key[SEALED
 	if (e < 0) return fail(r, e);
 	if (!(r->bufs = calloc(r->m->n_files, sizeof *r->bufs))) return fail(r, -ENOMEM);
 	for (size_t i = 0; i < r->m->n_files; i++)
-		if (!(r->bufs[i] = malloc(MAX(r->m->files[i].size, (uint64_t)1)))) return fail(r, -ENOMEM);
+		if (!(r->bufs[i] = file_alloc(r->m->files[i].size))) return fail(r, -ENOMEM);
 	if (!(r->sha = EVP_MD_CTX_new())) return fail(r, -ENOMEM);
 	r->file = 0;
 	r->state = SEALED_READ_CHUNKS;

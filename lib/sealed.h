@@ -137,8 +137,13 @@ int sealed_reader_verify(struct sealed_reader *r, const CoseKey *keys, size_t n_
 int sealed_reader_set_key(struct sealed_reader *r, const uint8_t data_key[SEALED_KEY_LEN]);
 /* SEALED_DONE ? 0 : -EPIPE (truncated) or the sticky error. Call when the stream ends. */
 int sealed_reader_finish(struct sealed_reader *r);
-/* After DONE: take ownership of file i's plaintext buffer (the caller wipes it: free_secret(p, len)). */
+/* After DONE: take ownership of file i's plaintext buffer, a private anonymous mapping (page-aligned; pages
+ * may be dropped with madvise as they are consumed, e.g. embedder_load_mem's EMBEDDER_LOAD_DISCARD). Release
+ * it with sealed_file_free. */
 int sealed_reader_take_file(struct sealed_reader *r, size_t i, uint8_t **ret, size_t *ret_len);
+/* Release a buffer from sealed_reader_take_file: its pages go back to the kernel (which zero-fills pages before
+ * reuse), then it is unmapped. NULL ok. */
+void sealed_file_free(uint8_t *p, size_t len);
 /* Index of the named file, or -ENOENT. */
 int sealed_manifest_find(const struct sealed_manifest *m, const char *name);
 

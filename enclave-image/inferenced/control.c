@@ -16,9 +16,37 @@ struct ctl_conn {
 	int fd;
 	uint64_t idle_usec;
 	struct frame_decoder dec;
-	uint8_t buf[64 * 1024];
+	uint8_t buf[256 * 1024];
 	size_t pos, len;
 };
+
+/* Refill the (empty) read buffer: 0, -EPIPE at the end of the stream, -ETIMEDOUT, or a read error. */
+static int conn_fill(struct ctl_conn *c) {
+	for (;;) {
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int n = poll(&p, 1, (int)(c->idle_usec / 1000));
+		if (n < 0 && errno == EINTR) continue;
+		if (n < 0) return negerrno();
+		if (n == 0) return -ETIMEDOUT;
+		ssize_t k = read(c->fd, c->buf, sizeof c->buf);
+		if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+		if (k < 0) return negerrno();
+		if (k == 0) return -EPIPE;
+		c->pos = 0, c->len = (size_t)k;
+		return 0;
+	}
+}
+
+static int conn_read_exact(struct ctl_conn *c, uint8_t *dst, size_t n) {
+	while (n) {
+		int r;
+		if (c->pos == c->len && (r = conn_fill(c)) < 0) return r;
+		size_t k = MIN(n, c->len - c->pos);
+		memcpy(dst, c->buf + c->pos, k);
+		c->pos += k, dst += k, n -= k;
+	}
+	return 0;
+}
 
 int ctl_conn_next(struct ctl_conn *c, uint8_t *ret_type, uint32_t *ret_seq, uint8_t **ret_payload,
 		  uint32_t *ret_len) {
@@ -36,16 +64,9 @@ int ctl_conn_next(struct ctl_conn *c, uint8_t *ret_type, uint32_t *ret_seq, uint
 			}
 			continue;
 		}
-		struct pollfd p = {.fd = c->fd, .events = POLLIN};
-		int n = poll(&p, 1, (int)(c->idle_usec / 1000));
-		if (n < 0 && errno == EINTR) continue;
-		if (n < 0) return negerrno();
-		if (n == 0) return -ETIMEDOUT;
-		ssize_t k = read(c->fd, c->buf, sizeof c->buf);
-		if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-		if (k < 0) return negerrno();
-		if (k == 0) return frame_decoder_finish(&c->dec) == 0 ? -EPIPE : FRAME_E_TRUNCATED;
-		c->pos = 0, c->len = (size_t)k;
+		int r = conn_fill(c);
+		if (r == -EPIPE) return frame_decoder_finish(&c->dec) == 0 ? -EPIPE : FRAME_E_TRUNCATED;
+		if (r < 0) return r;
 	}
 }
 
@@ -162,13 +183,12 @@ static int build_model(struct sealed_reader *rd, struct live_model **ret, struct
 	}
 	if (r == 0) {
 		char err[256] = "";
-		r = embedder_load_mem((const char *)buf[0], len[0], (const char *)buf[1], len[1], buf[2], len[2], 0,
-				      &lm->emb, err, sizeof err);
+		r = embedder_load_mem((const char *)buf[0], len[0], (const char *)buf[1], len[1], buf[2], len[2],
+				      EMBEDDER_LOAD_DISCARD, &lm->emb, err, sizeof err);
 		if (r < 0) set_error(rep, CTL_E_MODEL, "%s", err[0] ? err : strerror(-r));
 	}
-	/* Weights now live in the engine; the decrypted files go. */
-	for (size_t i = 0; i < 3; i++)
-		if (buf[i]) free_secret(buf[i], len[i]);
+	/* Weights now live in the engine (the safetensors pages were dropped as they were copied); the rest goes. */
+	for (size_t i = 0; i < 3; i++) sealed_file_free(buf[i], len[i]);
 	if (r < 0) {
 		free(lm);
 		return r;
@@ -190,40 +210,49 @@ void model_load(struct daemon *d, struct ctl_conn *c, uint64_t size, struct ctl_
 		return;
 	}
 	rep->ok = true;
-	uint64_t left = size;
+	uint64_t left = size, kms_us = 0, engine_us = 0;
 	while (left > 0 && rep->ok) {
-		uint8_t type;
-		uint32_t seq, len;
-		_cleanup_free_ uint8_t *p = NULL;
-		r = ctl_conn_next(c, &type, &seq, &p, &len);
-		if (r < 0) {
+		/* Data frames are parsed here, header by header, and their payloads go from the read buffer straight
+		 * into the reader: no per-frame allocation, no extra copy of the model. */
+		uint8_t hdr[FRAME_HEADER_SIZE];
+		struct frame_header h;
+		if ((r = conn_read_exact(c, hdr, sizeof hdr)) < 0) {
 			set_error(rep, CTL_E_TRUNCATED, "stream ended after %" PRIu64 " of %" PRIu64 " bytes: %s",
-				  size - left, size, r == -EPIPE ? "connection closed" : frame_strerror(r));
+				  size - left, size, r == -ETIMEDOUT ? "idle timeout" : "connection closed");
 			break;
 		}
-		if (type != FRAME_CTL || len == 0 || len > left) {
-			set_error(rep, CTL_E_BAD_REQUEST, "expected a data frame of 1 to %" PRIu64 " bytes", MIN(left, (uint64_t)CTL_MAX_DATA));
+		if ((r = frame_header_decode(hdr, CTL_MAX_DATA, &h)) < 0 || h.type != FRAME_CTL || h.length == 0 ||
+		    h.length > left) {
+			set_error(rep, CTL_E_BAD_REQUEST, "expected a data frame of 1 to %" PRIu64 " bytes",
+				  MIN(left, (uint64_t)CTL_MAX_DATA));
 			break;
 		}
-		left -= len;
-		size_t off = 0;
-		while (off < len) {
-			ssize_t k = sealed_reader_feed(rd, p + off, len - off);
+		left -= h.length;
+		for (size_t rest = h.length; rest > 0 && rep->ok;) {
+			if (c->pos == c->len && (r = conn_fill(c)) < 0) {
+				set_error(rep, CTL_E_TRUNCATED, "stream ended inside a data frame");
+				break;
+			}
+			ssize_t k = sealed_reader_feed(rd, c->buf + c->pos, MIN(rest, c->len - c->pos));
 			if (k < 0) {
 				set_error(rep, sealed_code((int)k), "%s", sealed_strerror((int)k));
 				break;
 			}
-			off += (size_t)k;
+			c->pos += (size_t)k, rest -= (size_t)k;
 			if (sealed_reader_state(rd) == SEALED_NEED_KEY) {
 				const struct sealed_manifest *m = sealed_reader_manifest(rd);
 				log_info("loading sealed model %s version %s (%zu files)", m->model_id, m->version, m->n_files);
+				uint64_t k0 = now_monotonic_usec();
 				if (unlock_reader(d, rd, rep) < 0) break;
+				kms_us = now_monotonic_usec() - k0;
 			}
 		}
 	}
 	if (rep->ok && (r = sealed_reader_finish(rd)) < 0) set_error(rep, sealed_code(r), "%s", sealed_strerror(r));
 	struct live_model *lm = NULL;
+	uint64_t e0 = now_monotonic_usec();
 	if (rep->ok && build_model(rd, &lm, rep) < 0) lm = NULL;
+	engine_us = now_monotonic_usec() - e0;
 	uint64_t ms = (now_monotonic_usec() - t0) / 1000;
 	struct live_model *old = NULL;
 	pthread_mutex_lock(&d->lock);
@@ -241,7 +270,8 @@ void model_load(struct daemon *d, struct ctl_conn *c, uint64_t size, struct ctl_
 		hex_encode(lm->manifest_sha256, 32, hex);
 		log_struct(LOG_NOTICE, EML_MSG_MODEL_LOADED, "MESSAGE=model %s version %s is live (%" PRIu64 " ms)",
 			   lm->model_id, lm->version, ms, "EML_MODEL_ID=%s", lm->model_id, "EML_MODEL_HASH=%s", hex,
-			   "EML_LOAD_MS=%" PRIu64, ms, NULL);
+			   "EML_LOAD_MS=%" PRIu64, ms, "EML_KMS_MS=%" PRIu64, kms_us / 1000,
+			   "EML_ENGINE_MS=%" PRIu64, engine_us / 1000, NULL);
 	} else
 		log_struct(LOG_WARNING, EML_MSG_CONN_ERROR, "MESSAGE=model load failed: %s: %s", rep->error,
 			   rep->message, "EML_ERROR=%s", rep->error, NULL);
@@ -269,7 +299,7 @@ void control_serve(struct daemon *d, int fd) {
 	}
 	c->fd = fd;
 	c->idle_usec = d->cfg.idle_usec;
-	frame_decoder_init(&c->dec, CTL_MAX_DATA);
+	frame_decoder_init(&c->dec, CTL_MAX_REQUEST); /* requests only: data frames are parsed in model_load */
 	for (;;) {
 		uint8_t type;
 		uint32_t seq, len;
@@ -292,6 +322,7 @@ void control_serve(struct daemon *d, int fd) {
 			} else {
 				model_load(d, c, req.size, &rep);
 				pthread_mutex_unlock(&d->load_lock);
+				recipient_key_prepare(d); /* the next load's key, made while nothing else runs */
 				close_after = !rep.ok;
 			}
 		}

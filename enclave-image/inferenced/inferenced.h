@@ -39,6 +39,10 @@ struct daemon {
 	uint64_t loads, load_failures, last_load_ms;
 	pthread_mutex_t load_lock;   /* one load at a time */
 	atomic_uint control_conns;
+	pthread_mutex_t key_lock;    /* the next KMS recipient key, made ahead */
+	pthread_cond_t key_ready;
+	struct evp_pkey_st *next_key;
+	bool keygen_running;
 };
 
 /* A reference to the live model (NULL when none); release with model_unref. */
@@ -57,6 +61,11 @@ void model_load(struct daemon *d, struct ctl_conn *c, uint64_t size, struct ctl_
  * or a frame error. *ret_payload is malloc'ed (NULL when empty). */
 int ctl_conn_next(struct ctl_conn *c, uint8_t *ret_type, uint32_t *ret_seq, uint8_t **ret_payload,
 		  uint32_t *ret_len);
+
+/* Start making the next single-use KMS recipient key (RSA-2048) in the background. */
+void recipient_key_prepare(struct daemon *d);
+/* Wait for a key being made and free the one ready (at exit). */
+void recipient_key_drain(struct daemon *d);
 
 /* The data key of a manifest through KMS Decrypt with an attested Recipient. On failure *code is a CTL_E_*. */
 struct sealed_manifest;

@@ -5,6 +5,7 @@
  * Transport: REQUEST/RESPONSE frames to eml-kms-relay (lib/kmsproto; vsock 3:8001 in production), which signs
  * with the host's credentials; or, for development only, --kms-endpoint: straight to a KMS over HTTP with
  * credentials from the environment. */
+#include <inttypes.h>
 #include <json-c/json.h>
 #include <openssl/evp.h>
 #include <openssl/rsa.h>
@@ -21,8 +22,54 @@
 #include "sealed.h"
 #include "util.h"
 
-static int recipient_document(struct daemon *d, EVP_PKEY **ret_key, char **ret_doc_b64) {
+/* RSA-2048 generation takes 50 to 500 ms, most of a cold load: each key is made ahead, on a background
+ * thread, and used for exactly one load (then freed; the next one is already being made). */
+static void *keygen_thread(void *arg) {
+	struct daemon *d = arg;
 	EVP_PKEY *k = EVP_RSA_gen(2048);
+	pthread_mutex_lock(&d->key_lock);
+	d->next_key = k;
+	d->keygen_running = false;
+	pthread_cond_broadcast(&d->key_ready);
+	pthread_mutex_unlock(&d->key_lock);
+	return NULL;
+}
+
+/* Start making the next key unless one is ready or on its way. Called with key_lock held. */
+static void keygen_kick_locked(struct daemon *d) {
+	if (d->next_key || d->keygen_running) return;
+	pthread_attr_t attr;
+	pthread_t t;
+	if (pthread_attr_init(&attr) != 0) return;
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, keygen_thread, d) == 0) d->keygen_running = true;
+	pthread_attr_destroy(&attr);
+}
+
+void recipient_key_prepare(struct daemon *d) {
+	pthread_mutex_lock(&d->key_lock);
+	keygen_kick_locked(d);
+	pthread_mutex_unlock(&d->key_lock);
+}
+
+void recipient_key_drain(struct daemon *d) {
+	pthread_mutex_lock(&d->key_lock);
+	while (d->keygen_running) pthread_cond_wait(&d->key_ready, &d->key_lock);
+	EVP_PKEY_free(TAKE_PTR(d->next_key));
+	pthread_mutex_unlock(&d->key_lock);
+}
+
+static EVP_PKEY *recipient_key_take(struct daemon *d) {
+	pthread_mutex_lock(&d->key_lock);
+	keygen_kick_locked(d);
+	while (!d->next_key && d->keygen_running) pthread_cond_wait(&d->key_ready, &d->key_lock);
+	EVP_PKEY *k = TAKE_PTR(d->next_key);
+	pthread_mutex_unlock(&d->key_lock); /* the next one is made after this load (recipient_key_prepare) */
+	return k ? k : EVP_RSA_gen(2048);
+}
+
+static int recipient_document(struct daemon *d, EVP_PKEY **ret_key, char **ret_doc_b64) {
+	EVP_PKEY *k = recipient_key_take(d);
 	if (!k) return -EIO;
 	uint8_t *spki = NULL;
 	int spki_len = i2d_PUBKEY(k, &spki);
@@ -177,7 +224,9 @@ int kms_get_data_key(struct daemon *d, const struct sealed_manifest *m, uint8_t 
 	EVP_PKEY *rsa = NULL;
 	_cleanup_free_ char *doc = NULL, *body = NULL, *answer = NULL;
 	*code = CTL_E_KMS;
+	uint64_t t0 = now_monotonic_usec();
 	int r = recipient_document(d, &rsa, &doc);
+	log_debug("recipient key and attestation in %" PRIu64 " ms", (now_monotonic_usec() - t0) / 1000);
 	if (r < 0) {
 		*code = CTL_E_INTERNAL;
 		snprintf(msg, msgsz, "attestation for the KMS recipient failed: %s", strerror(-r));

@@ -99,6 +99,8 @@ int main(int argc, char **argv) {
 			.max_control = 4},
 		.lock = PTHREAD_MUTEX_INITIALIZER,
 		.load_lock = PTHREAD_MUTEX_INITIALIZER,
+		.key_lock = PTHREAD_MUTEX_INITIALIZER,
+		.key_ready = PTHREAD_COND_INITIALIZER,
 	};
 	char *control_addrs[MAX_LISTEN];
 	size_t n_control = 0;
@@ -167,6 +169,7 @@ int main(int argc, char **argv) {
 		   activated ? " (socket-activated)" : "", d.production ? "production" : "evaluation",
 		   "EML_CONTROL=%s", where, NULL);
 	notify_ready_status("control on %s", where);
+	recipient_key_prepare(&d);
 	r = sd_event_loop(e);
 	sd_event_unref(e);
 	for (size_t i = 0; i < n_fds; i++) close(fds[i]);
@@ -177,5 +180,6 @@ int main(int argc, char **argv) {
 	pthread_mutex_unlock(&d.lock);
 	model_unref(m);
 	pthread_mutex_unlock(&d.load_lock);
+	recipient_key_drain(&d);
 	return r < 0 ? 1 : 0;
 }

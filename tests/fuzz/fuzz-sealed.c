@@ -61,7 +61,7 @@ static void feed(struct sealed_reader *r, const uint8_t *p, size_t n, size_t ste
 			uint8_t *buf;
 			size_t len;
 			if (sealed_reader_take_file(r, i, &buf, &len) < 0 || len != m->files[i].size) __builtin_trap();
-			free_secret(buf, len);
+			sealed_file_free(buf, len);
 		}
 	}
 }

@@ -160,7 +160,7 @@ static void test_roundtrip(void **state) {
 			assert_int_equal(sealed_reader_take_file(r, i, &p, &n), 0);
 			assert_int_equal(n, f->size[i]);
 			assert_memory_equal(p, f->data[i], n);
-			free_secret(p, n);
+			sealed_file_free(p, n);
 		}
 		/* A buffer is handed over once. */
 		uint8_t *p;
@@ -208,7 +208,7 @@ static void test_vector_hash(void **state) {
 	assert_int_equal(sealed_reader_take_file(r2, 0, &p, &n), 0);
 	assert_int_equal(n, vl);
 	assert_memory_equal(p, vocab, vl);
-	free_secret(p, n);
+	sealed_file_free(p, n);
 }
 
 static size_t header_len(const uint8_t *buf) {
