@@ -42,7 +42,8 @@ struct daemon {
 	pthread_mutex_t key_lock;    /* the next KMS recipient key, made ahead */
 	pthread_cond_t key_ready;
 	struct evp_pkey_st *next_key;
-	bool keygen_running;
+	bool keygen_running, keygen_joinable;
+	pthread_t keygen_tid;
 };
 
 /* A reference to the live model (NULL when none); release with model_unref. */

@@ -35,15 +35,15 @@ static void *keygen_thread(void *arg) {
 	return NULL;
 }
 
-/* Start making the next key unless one is ready or on its way. Called with key_lock held. */
+/* Start making the next key unless one is ready or on its way. Called with key_lock held. The thread is
+ * joined (not detached) so that OpenSSL's per-thread state is gone before we start another or exit. */
 static void keygen_kick_locked(struct daemon *d) {
 	if (d->next_key || d->keygen_running) return;
-	pthread_attr_t attr;
-	pthread_t t;
-	if (pthread_attr_init(&attr) != 0) return;
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &attr, keygen_thread, d) == 0) d->keygen_running = true;
-	pthread_attr_destroy(&attr);
+	if (d->keygen_joinable) {
+		pthread_join(d->keygen_tid, NULL); /* finished: it cleared keygen_running on its way out */
+		d->keygen_joinable = false;
+	}
+	if (pthread_create(&d->keygen_tid, NULL, keygen_thread, d) == 0) d->keygen_running = d->keygen_joinable = true;
 }
 
 void recipient_key_prepare(struct daemon *d) {
@@ -55,6 +55,8 @@ void recipient_key_prepare(struct daemon *d) {
 void recipient_key_drain(struct daemon *d) {
 	pthread_mutex_lock(&d->key_lock);
 	while (d->keygen_running) pthread_cond_wait(&d->key_ready, &d->key_lock);
+	if (d->keygen_joinable) pthread_join(d->keygen_tid, NULL);
+	d->keygen_joinable = false;
 	EVP_PKEY_free(TAKE_PTR(d->next_key));
 	pthread_mutex_unlock(&d->key_lock);
 }

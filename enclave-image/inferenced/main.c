@@ -173,6 +173,8 @@ int main(int argc, char **argv) {
 	r = sd_event_loop(e);
 	sd_event_unref(e);
 	for (size_t i = 0; i < n_fds; i++) close(fds[i]);
+	/* Control connections still open get a moment to finish (their threads are detached). */
+	for (int i = 0; i < 100 && atomic_load(&d.control_conns) > 0; i++) usleep(10000);
 	/* A load in flight holds load_lock: wait for it so its buffers are wiped before we go. */
 	pthread_mutex_lock(&d.load_lock);
 	pthread_mutex_lock(&d.lock);
