@@ -10,7 +10,7 @@
  *          "model": null | {"model_id", "version", "manifest_sha256": bstr 32},  (the live model)
  *          "loads": uint, "load_failures": uint, "load_ms": uint, "security_mode": TEXT}
  *
- * A reply carries the seq of the frame it answers. Requests are small CBOR maps decoded strictly (unknown keys
+ * A reply carries the seq of the request it answers (for a load, the seq of {"op": "load"}). Requests are small CBOR maps decoded strictly (unknown keys
  * refused). Owns the codec only; no I/O. */
 #pragma once
 
