@@ -309,7 +309,11 @@ void control_serve(struct daemon *d, int fd) {
 		struct ctl_reply rep = {.ok = true};
 		struct ctl_request req;
 		bool close_after = false;
-		if (type != FRAME_CTL || ctl_request_decode(p, len, &req) < 0) {
+		int dr = type == FRAME_CTL ? ctl_request_decode(p, len, &req) : -EBADMSG;
+		if (dr == -E2BIG) {
+			set_error(&rep, CTL_E_TOO_LARGE, "announced size above %llu bytes", (unsigned long long)CTL_MAX_MODEL_BYTES);
+			close_after = true;
+		} else if (dr < 0) {
 			set_error(&rep, CTL_E_BAD_REQUEST, "expected a CTL request");
 			close_after = true;
 		} else if (req.op == CTL_OP_LOAD) {
