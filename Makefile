@@ -140,7 +140,7 @@ build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	$(E) LD $@
 	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
-.PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
+.PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo load install clean \
 	release-bins asan-bins oracle bench-peers
 
 all: $(RELEASE_BINS)
@@ -208,6 +208,10 @@ bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 
 demo: deps $(RELEASE_BINS)
 	@EML_BUILD=$(CURDIR)/build/release tools/demo/demo.sh
+
+# 64 clients for 60 s against the whole stack (CLIENTS=, LOAD_SECONDS=); not part of check.
+load: deps $(RELEASE_BINS) $(RELEASE_TESTBINS)
+	@EML_BUILD=$(CURDIR)/build/release tests/load/load.sh
 
 install: $(RELEASE_BINS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)
