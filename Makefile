@@ -198,9 +198,11 @@ enclave-image: deps $(STATIC_BINS) build/release/bin/eml
 	@EML=build/release/bin/eml STATIC_DIR=build/release/static KERNEL="$(KERNEL)" \
 		enclave-image/build.sh build/enclave-image
 
-# Boots the image's kernel and eml-init as PID 1 under qemu (software emulation); see tests/vm/vm-test.sh.
+# Rebuilds the image to check it is reproducible, then boots its kernel and eml-init as PID 1 under qemu
+# (software emulation); see tests/vm/image-repro.sh and tests/vm/vm-test.sh.
 vm-test: enclave-image
 	@tools/bootstrap.sh vm
+	@tests/vm/image-repro.sh build/enclave-image
 	@tests/vm/vm-test.sh build/enclave-image
 
 bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
