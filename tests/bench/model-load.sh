@@ -7,7 +7,7 @@ set -euo pipefail
 B=${EML_BUILD:?}/bin
 T=$(mktemp -d)
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$T"' EXIT
 wait_for() { for _ in $(seq 100); do [[ -s $1 || -S $1 ]] && return 0; sleep 0.1; done; echo "no $1"; exit 1; }
 PCR0=$(head -c 48 /dev/urandom | xxd -p -c 48)
 printf '{"0": "%s"}\n' "$PCR0" >"$T/pcrs.json"
