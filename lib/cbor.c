@@ -361,6 +361,8 @@ int ecbor_validate(const uint8_t *buf, size_t len, const struct ecbor_limits *li
 		return -EINVAL;
 	if (len > lim->max_size)
 		return -EMSGSIZE;
+	if (!buf)
+		buf = (const uint8_t *)""; /* NULL + 0 is undefined behaviour; an empty input is still truncated */
 	struct walk w = {.p = buf, .end = buf + len, .lim = lim};
 	int r = walk_item(&w, 0, NULL, NULL);
 	if (r < 0)
