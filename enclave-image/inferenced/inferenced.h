@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "air.h"
 #include "cose.h"
 #include "ctlproto.h"
 #include "embedder.h"
@@ -29,6 +30,10 @@ struct config {
 	uint64_t max_model_bytes;
 	uint64_t idle_usec;          /* control connection idle limit */
 	unsigned max_control;        /* concurrent control connections */
+	unsigned max_sessions;       /* concurrent sessions; more are answered BUSY */
+	unsigned max_inputs;         /* texts per request */
+	unsigned max_input_bytes;    /* bytes per text */
+	uint64_t session_idle_usec;  /* a session with nothing owed may stay silent this long */
 };
 
 struct daemon {
@@ -44,11 +49,20 @@ struct daemon {
 	struct evp_pkey_st *next_key;
 	bool keygen_running, keygen_joinable;
 	pthread_t keygen_tid;
+	atomic_uint sessions;
+	struct air_signer *receipt_signer; /* per-boot Ed25519 receipt key */
+	bool has_pcr[AIR_PCR_SLOTS];       /* from DescribePCR at start */
+	uint8_t pcr[AIR_PCR_SLOTS][48];
 };
 
 /* A reference to the live model (NULL when none); release with model_unref. */
 struct live_model *daemon_model_ref(struct daemon *d);
 void model_unref(struct live_model *m);
+
+/* Read the PCRs (DescribePCR) and make the per-boot receipt key. */
+int receipts_init(struct daemon *d);
+/* Serve one session connection (closed here); refuse_busy answers BUSY and ends it. Runs on its own thread. */
+void session_serve(struct daemon *d, int fd, bool refuse_busy);
 
 /* Serve one control connection (blocking fd, closed here). Runs on its own thread. */
 void control_serve(struct daemon *d, int fd);

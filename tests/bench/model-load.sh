@@ -40,7 +40,7 @@ key=$(curl -sS --fail-with-body --aws-sigv4 "aws:amz:us-east-1:kms" --user "AKID
 	--data-binary "$(jq -nc --arg p "$policy" '{Policy: $p}')" "$EP" | jq -r .KeyMetadata.KeyId)
 "$B/eml" model seal --model "$T/model" --key-id "$key" --signing-key "$T/owner.pem" -o "$T/m.emodel" \
 	--kms-endpoint "$EP" >/dev/null
-"$B/eml-inferenced" --listen-control "unix:$T/ctl.sock" --nsm "unix:$T/nsm.sock" --signers "$T/signers" \
+"$B/eml-inferenced" --listen "unix:$T/session.sock" --listen-control "unix:$T/ctl.sock" --nsm "unix:$T/nsm.sock" --signers "$T/signers" \
 	--kms-relay "unix:$T/kms.sock" 2>"${BENCH_LOG:-/dev/null}" &
 ipid=$!
 pids+=($ipid)
