@@ -211,7 +211,7 @@ int main(int argc, char **argv) {
 	_cleanup_free_ int *fds = NULL;
 	size_t n_fds = 0;
 	int activated = 0;
-	int r = listeners_get("control", 1, control_addrs, n_control, &fds, &n_fds, &activated);
+	int r = listeners_get("control", 0, control_addrs, n_control, &fds, &n_fds, &activated);
 	if (r < 0) {
 		log_struct(LOG_ERR, EML_MSG_CONFIG_ERROR, "MESSAGE=cannot listen on the control port: %s", strerror(-r),
 			   NULL);
@@ -219,7 +219,7 @@ int main(int argc, char **argv) {
 	}
 	_cleanup_free_ int *sfds = NULL;
 	size_t n_sfds = 0;
-	if ((r = listeners_get("session", 0, session_addrs, n_session, &sfds, &n_sfds, &activated)) < 0) {
+	if ((r = listeners_get("session", 1, session_addrs, n_session, &sfds, &n_sfds, &activated)) < 0) {
 		log_struct(LOG_ERR, EML_MSG_CONFIG_ERROR, "MESSAGE=cannot listen on the session port: %s", strerror(-r),
 			   NULL);
 		return 1;
