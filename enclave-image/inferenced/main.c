@@ -105,7 +105,7 @@ static void usage(void) {
 		"usage: eml-inferenced [--listen ADDR]... [--listen-control ADDR]... [--nsm DEVICE]\n"
 		"                      [--signers DIR] [--max-sessions N] [--max-inputs N] [--max-input-bytes N]\n"
 		"                      [--session-idle-timeout S]\n"
-		"                      [--kms-relay ADDR | --kms-endpoint URL [--kms-region R]]\n"
+		"                      [--kms-relay ADDR]\n"
 		"                      [--max-model-bytes N] [--idle-timeout S]\n");
 }
 
@@ -121,8 +121,6 @@ int main(int argc, char **argv) {
 		{"nsm", required_argument, NULL, 'n'},
 		{"signers", required_argument, NULL, 's'},
 		{"kms-relay", required_argument, NULL, 'k'},
-		{"kms-endpoint", required_argument, NULL, 'e'},
-		{"kms-region", required_argument, NULL, 'r'},
 		{"max-model-bytes", required_argument, NULL, 'm'},
 		{"idle-timeout", required_argument, NULL, 'i'},
 		{"help", no_argument, NULL, 'h'},
@@ -177,8 +175,6 @@ int main(int argc, char **argv) {
 		case 'n': d.cfg.nsm_device = optarg; break;
 		case 's': d.cfg.signers_dir = optarg; break;
 		case 'k': d.cfg.kms_relay = optarg; break;
-		case 'e': d.cfg.kms_endpoint = optarg; break;
-		case 'r': d.cfg.kms_region = optarg; break;
 		case 'm':
 			if (parse_u64(optarg, SEALED_TOTAL_MAX, &v) < 0 || v == 0) fatal("bad --max-model-bytes %s", optarg);
 			d.cfg.max_model_bytes = v;
@@ -197,8 +193,6 @@ int main(int argc, char **argv) {
 	if (n_control == 0) control_addrs[n_control++] = (char *)"vsock:4294967295:5001"; /* VMADDR_CID_ANY */
 	if (n_session == 0) session_addrs[n_session++] = (char *)"vsock:4294967295:5000";
 	d.production = strcmp(d.cfg.nsm_device, "/dev/nsm") == 0;
-	if (d.cfg.kms_endpoint)
-		log_warn("development mode: KMS requests go straight to %s (not through eml-kms-relay)", d.cfg.kms_endpoint);
 
 	/* Signals are taken by the loop; every thread inherits the blocked mask. */
 	sigset_t ss;
