@@ -167,6 +167,11 @@ check-unit: $(ASAN_TESTS)
 check-integration: $(ASAN_BINS) $(ASAN_TESTBINS) build/release/bin/eml
 	@EML_BUILD=$(CURDIR)/build/asan tests/run-integration.sh $(INTEGRATION_TESTS)
 
+# Only the test of the daemons against a private systemd-journald (root: unshare -m); check runs it too.
+.PHONY: check-journal
+check-journal: $(ASAN_BINS) $(ASAN_TESTBINS)
+	@EML_BUILD=$(CURDIR)/build/asan tests/run-integration.sh tests/integration/journal.test
+
 check-fuzz-smoke: deps-fuzz $(FUZZ_BINS)
 	@FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS) tests/run-fuzz.sh $(FUZZ_BINS)
 
