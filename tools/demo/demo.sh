@@ -44,7 +44,7 @@ die() {
 	exit 1
 }
 have() { [[ -x $BIN/$1 ]]; }
-has_cmd() { "$EML" --help | grep -q "^  eml $1 "; }
+has_cmd() { local h; h=$("$EML" --help); grep -q "^  eml $1 " <<<"$h"; }
 wait_file() { # FILE [REGEX] [SECONDS]
 	local i
 	for i in $(seq $((${3:-10} * 20))); do
@@ -173,7 +173,7 @@ session_by=
 if have eml-inferenced && have eml-init; then
 	say "eml-inferenced under eml-init"
 	listen=
-	if "$BIN/eml-inferenced" --help 2>&1 | grep -q -- '--listen ADDR'; then
+	if [[ $("$BIN/eml-inferenced" --help 2>&1 || true) == *"--listen ADDR"* ]]; then
 		listen="--listen unix:$D/enclave.sock"
 		session_by=eml-inferenced
 	fi
@@ -230,9 +230,9 @@ if $enclave && has_cmd "model seal" && has_cmd "ctl load"; then
 	loaded=true
 fi
 
-if [[ -n ${RELAY_PORT:-} && -e $D/dev/policy.cose ]] && "$EML" embed --help 2>&1 | grep -q -- --endpoint; then
+if [[ -n ${RELAY_PORT:-} && -e $D/dev/policy.cose ]] && has_cmd "attestation fetch"; then
 	say "three embeddings through the blind relay, each attested, with a verified receipt"
-	printf '   %-48s %-4s %-9s %-9s %s\n' text dim "max|Δ|" receipt "receipt sha256"
+	printf '   %-48s %-4s %-9s %-9s %s\n' text dim "max|diff|" receipt "receipt sha256"
 	for i in "${!TEXTS[@]}"; do
 		t=${TEXTS[$i]}
 		"$EML" embed --endpoint "tcp:127.0.0.1:$RELAY_PORT" --policy "$D/dev/policy.cose" \
@@ -251,7 +251,7 @@ if [[ -n ${RELAY_PORT:-} && -e $D/dev/policy.cose ]] && "$EML" embed --help 2>&1
 	say "audit lines (eml-blind-relay: metadata only, no text, no vectors)"
 	for _ in $(seq 40); do (($(grep -c 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$D/blind-relay.log" || true) >= ${#TEXTS[@]})) && break; sleep 0.05; done
 	grep 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$D/blind-relay.log" |
-		sed 's/^MESSAGE="[^"]*" //; s/ PRIORITY=[^ ]* SYSLOG_IDENTIFIER=[^ ]* MESSAGE_ID=[^ ]*//; s/^/   /'
+		sed 's/^MESSAGE="[^"]*" //; s/^PRIORITY=[^ ]* SYSLOG_IDENTIFIER=[^ ]* MESSAGE_ID=[^ ]* //; s/^/   /'
 else
 	say "end-to-end embeddings: not yet (needs the session service, eml policy and eml embed --endpoint)"
 fi
