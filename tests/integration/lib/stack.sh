@@ -6,7 +6,7 @@
 #                                    ($S/ca), owner key, policy key, signed policy ($S/dev/policy.cose)
 #   stack_nsm [PCRS_JSON]            eml-nsm-sim on unix:$S/nsm.sock (PCRs of stack_ca) -> $NSM
 #   stack_kms_local                  eml-kms-local, credentials exported         -> $KMS_URL
-#   stack_kms_key PCR0               a KMS key whose policy names PCR0           -> $KEY
+#   stack_kms_key PCR0 [seal]        a KMS key whose policy names PCR0 (seal: the owner may GenerateDataKey) -> $KEY
 #   stack_kms_relay [URL] [PORT]     eml-kms-relay socket-activated on tcp       -> $KMS_RELAY, $KMS_RELAY_PORT, $KMS_RELAY_PID
 #   stack_blind_relay ENCLAVE_ADDR   eml-blind-relay socket-activated on tcp     -> $RELAY, $RELAY_PORT
 #   stack_spy NAME TARGET            recording proxy in front of TARGET          -> $SPY (address), $S/spy-NAME/
@@ -85,11 +85,14 @@ stack_kms_local() {
 	export AWS_ACCESS_KEY_ID=AKIDSTACKTEST AWS_SECRET_ACCESS_KEY=stacksecret/example AWS_REGION=us-east-1
 }
 
-stack_kms_key() { # PCR0
-	local policy out
-	policy=$(jq -nc --arg pcr "$1" '{Version: "2012-10-17", Statement: [
+stack_kms_key() { # PCR0 [seal]
+	local policy out owner='["kms:DescribeKey", "kms:Encrypt"]'
+	# eml-kms-local has one principal for every credential: the owner's unconditioned GenerateDataKey (to seal)
+	# is granted only when asked, since it would also let an unattested caller have data keys.
+	[[ ${2:-} == seal ]] && owner='["kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]'
+	policy=$(jq -nc --arg pcr "$1" --argjson owner "$owner" '{Version: "2012-10-17", Statement: [
 		{Sid: "owner", Effect: "Allow", Principal: {AWS: "arn:aws:iam::111122223333:root"},
-		 Action: ["kms:CreateKey", "kms:DescribeKey", "kms:Encrypt"], Resource: "*"},
+		 Action: $owner, Resource: "*"},
 		{Sid: "enclave", Effect: "Allow", Principal: {AWS: "arn:aws:iam::111122223333:root"},
 		 Action: ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateRandom"], Resource: "*",
 		 Condition: {StringEqualsIgnoreCase: {"kms:RecipientAttestation:PCR0": $pcr}}}]}')
@@ -182,7 +185,7 @@ stack_service() {
 	SERVICE=unix:$S/enclave.sock
 	if [[ $h == *"--listen ADDR"* ]]; then
 		SERVICE_BY=eml-inferenced
-		[[ -n ${KMS_RELAY:-} ]] || { stack_kms_local; stack_kms_key "$PCR0"; stack_kms_relay; }
+		[[ -n ${KMS_RELAY:-} ]] || { stack_kms_local; stack_kms_key "$PCR0" seal; stack_kms_relay; }
 		"$B/eml" model seal --model "$S/model" --key-id "$KEY" --signing-key "$S/dev/owner.pem" \
 			-o "$S/model.emodel" --kms-endpoint "$KMS_URL" --model-id stack --version 1 >/dev/null ||
 			fail "eml model seal"
