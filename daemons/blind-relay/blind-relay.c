@@ -139,37 +139,23 @@ static void log_close(struct conn *c) {
 }
 
 /* ERROR frame payload: CBOR {"error": code, "reason": text}; both texts are short ASCII constants of ours. */
-/* CBOR text string header (deterministic: the shortest form) for a length below 256. */
-static size_t tstr_head(size_t len, uint8_t *buf) {
-	if (len < 24) {
-		buf[0] = (uint8_t)(0x60 + len);
-		return 1;
-	}
-	buf[0] = 0x78;
-	buf[1] = (uint8_t)len;
-	return 2;
-}
-
-/* The ERROR payload of eml-protocol(7), deterministic CBOR {"code": CODE, "message": TEXT} (keys in
- * length-first order), so that a session client reads it as the peer's ERROR: code at most 32 bytes, the
- * message cut at 255. */
 static size_t error_payload(const char *code, const char *reason, uint8_t *buf, size_t max) {
 	size_t n = 0, lc = strlen(code), lr = strlen(reason);
-	if (lr > 255)
-		lr = 255;
-	if (lc == 0 || lc > 32 || 1 + 5 + 2 + lc + 8 + 2 + lr > max)
+	if (lc > 255 || lr > 255 || 5 + 8 + lc + 2 + lr + 2 > max)
 		return 0;
 	buf[n++] = 0xa2;
-	n += tstr_head(4, buf + n);
-	memcpy(buf + n, "code", 4);
-	n += 4;
-	n += tstr_head(lc, buf + n);
+	buf[n++] = 0x65;
+	memcpy(buf + n, "error", 5);
+	n += 5;
+	buf[n++] = 0x78;
+	buf[n++] = (uint8_t)lc;
 	memcpy(buf + n, code, lc);
 	n += lc;
-	n += tstr_head(7, buf + n);
-	memcpy(buf + n, "message", 7);
-	n += 7;
-	n += tstr_head(lr, buf + n);
+	buf[n++] = 0x66;
+	memcpy(buf + n, "reason", 6);
+	n += 6;
+	buf[n++] = 0x78;
+	buf[n++] = (uint8_t)lr;
 	memcpy(buf + n, reason, lr);
 	n += lr;
 	return n;
@@ -196,8 +182,8 @@ static void conn_fail(struct conn *c, int prio, const char *code, const char *re
 	}
 	uint8_t payload[600];
 	size_t n = error_payload(code, reason, payload, sizeof(payload));
-	/* seq 0, as eml-protocol(7) has every ERROR: a session client refuses any other. */
-	if (pump_finish_with_frame(c->e2c, FRAME_ERROR, 0, payload, n) < 0) {
+	uint32_t seq = c->c2e ? pump_last_seq(c->c2e) : 0;
+	if (pump_finish_with_frame(c->e2c, FRAME_ERROR, seq, payload, n) < 0) {
 		conn_free(c);
 		return;
 	}
