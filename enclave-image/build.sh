@@ -4,7 +4,8 @@
 #                                                                   -> measured into PCR1 with kernel and cmdline
 #   OUTDIR/app.cpio        /etc/eml/init.conf, /usr/bin/eml-inferenced, /etc/eml/model-signers/  -> PCR2
 #   OUTDIR/enclave.eif     kernel + cmdline + both ramdisks          -> PCR0
-#   OUTDIR/pcrs.json       PCR0/1/2 in nitro-cli's shape; OUTDIR/vmlinuz the kernel used
+#   OUTDIR/pcrs.json       PCR0/1/2 in nitro-cli's shape; OUTDIR/vmlinuz the kernel used, OUTDIR/kernel.txt
+#                          where it came from (SHA-256, Debian package) and the cmdline
 # Environment: EML (eml binary), STATIC_DIR (static enclave binaries), KERNEL (bzImage; default Debian's,
 # fetched once into build/kernel), KERNEL_VERSION (metadata only, with KERNEL), MODULES_DIR (that kernel's
 # module tree; default the fetched one, none with KERNEL), ENCLAVE_MODULES (default: virtio_mmio vmw_vsock_virtio_transport), NSM_KO (the NSM driver for that
@@ -51,5 +52,11 @@ install -m 0644 "$kernel" "$out/vmlinuz"
 	--ramdisk "$out/app.cpio" -o "$out/enclave.eif" --pcrs "$out/pcrs.json" --name eml-enclave \
 	--image-version "$("$eml" version | awk '{print $2}')" --kernel-version "$kver" >/dev/null
 rm -rf "$out/stage"
+# Provenance of what PCR0 measures beyond our own bytes.
+{
+	echo "kernel $(sha256sum "$out/vmlinuz" | awk '{print $1}') $kver"
+	[[ -n ${moddir:-} && -e $(dirname "$moddir")/source ]] && echo "kernel-package $(cat "$(dirname "$moddir")/source")"
+	echo "cmdline $cmdline"
+} >"$out/kernel.txt"
 echo "enclave image: $out/enclave.eif ($(stat -c %s "$out/enclave.eif") bytes)"
 cat "$out/pcrs.json"

@@ -283,6 +283,8 @@ int eif_parse(const uint8_t *data, size_t len, struct eif_info *ret, const char 
 		pos += EIF_SECTION_HEADER_SIZE;
 		if (size > len - pos) FAIL(-EBADMSG, "section runs past the end of the image");
 		const uint8_t *body = data + pos;
+		info.section_types[i] = type;
+		info.section_sizes[i] = size;
 		crc = eif_crc32(crc, sh, EIF_SECTION_HEADER_SIZE);
 		crc = eif_crc32(crc, body, (size_t)size);
 		pos += (size_t)size;
@@ -332,7 +334,16 @@ done:
 	return r;
 }
 
-int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_error) {
+static char *dup_bytes(const uint8_t *p, size_t len) {
+	char *s = malloc(len + 1);
+	if (!s) return NULL;
+	if (len) memcpy(s, p, len);
+	s[len] = 0;
+	return s;
+}
+
+int eif_describe_file(const char *path, struct eif_info *ret, char **ret_cmdline, char **ret_metadata,
+		      const char **ret_error) {
 	if (!path || !ret) return -EINVAL;
 	struct mapped map;
 	int r = map_file(path, &map);
@@ -342,12 +353,34 @@ int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_er
 	}
 	static const uint8_t empty[1];
 	r = eif_parse(map.data ? map.data : empty, map.len, ret, ret_error);
+	char *cmdline = NULL, *metadata = NULL;
+	if (r == 0 && ret_cmdline && ret->cmdline && !(cmdline = dup_bytes(ret->cmdline, ret->cmdline_len))) r = -ENOMEM;
+	if (r == 0 && ret_metadata && ret->metadata && !(metadata = dup_bytes(ret->metadata, ret->metadata_len)))
+		r = -ENOMEM;
 	unmap(&map);
-	if (r == 0) {
-		ret->cmdline = ret->metadata = NULL;
-		ret->cmdline_len = ret->metadata_len = 0;
+	if (r < 0) {
+		free(cmdline);
+		free(metadata);
+		return r;
 	}
-	return r;
+	ret->cmdline = ret->metadata = NULL;
+	ret->cmdline_len = ret->metadata_len = 0;
+	if (ret_cmdline) *ret_cmdline = cmdline;
+	if (ret_metadata) *ret_metadata = metadata;
+	return 0;
+}
+
+int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_error) {
+	return eif_describe_file(path, ret, NULL, NULL, ret_error);
+}
+
+const char *eif_section_type_to_string(uint16_t type) {
+	static const char *const names[] = {
+		[EIF_SECTION_KERNEL] = "kernel",       [EIF_SECTION_CMDLINE] = "cmdline",
+		[EIF_SECTION_RAMDISK] = "ramdisk",     [EIF_SECTION_SIGNATURE] = "signature",
+		[EIF_SECTION_METADATA] = "metadata",
+	};
+	return type < ARRAY_SIZE(names) ? names[type] : NULL;
 }
 
 int eif_pcrs_json(const struct eif_pcrs *pcrs, char **ret) {

@@ -22,11 +22,13 @@ struct pump {
 	size_t pipe_fill, pipe_cap;
 	bool no_splice, src_eof, stopped, dst_shut;
 	bool drained; /* the last read returned less than asked: src is very likely empty now */
+	bool big; /* the last frame was large enough to splice: read the next header alone */
 	/* frames mode */
 	uint8_t hdr[FRAME_HEADER_SIZE];
 	size_t hdr_have;
 	uint64_t frame_left;
 	uint32_t last_seq;
+	uint8_t last_type;
 	bool in_extract;
 	struct frame_header ext_h;
 	uint8_t *ext;
@@ -81,6 +83,7 @@ static int fail(struct pump *p, enum pump_fail side, int r) {
 enum pump_fail pump_failure(const struct pump *p) { return p->fail; }
 uint64_t pump_bytes(const struct pump *p) { return p->bytes; }
 uint32_t pump_last_seq(const struct pump *p) { return p->last_seq; }
+uint8_t pump_last_type(const struct pump *p) { return p->last_type; }
 
 bool pump_at_boundary(const struct pump *p) {
 	return p->c.mode == PUMP_FRAMES && p->hdr_have == 0 && p->frame_left == 0 && !p->in_extract;
@@ -122,8 +125,11 @@ static int flush(struct pump *p) {
 		p->pipe_fill -= (size_t)n;
 		p->bytes += (uint64_t)n;
 	}
+	/* A large frame's header (and first bytes) go out with MSG_MORE: its payload is spliced right after, and
+	 * the two leave as full segments instead of a lone 12-byte one. */
+	int more = p->frame_left >= PUMP_SPLICE_MIN && !p->no_splice ? MSG_MORE : 0;
 	while (p->out_off < p->out_len) {
-		ssize_t n = send(p->dst, p->buf + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
+		ssize_t n = send(p->dst, p->buf + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL | MSG_DONTWAIT | more);
 		if (n < 0 && errno == ENOTSOCK)
 			n = write(p->dst, p->buf + p->out_off, p->out_len - p->out_off);
 		if (n < 0) {
@@ -189,6 +195,7 @@ static int header_complete(struct pump *p, size_t *o) {
 		return fail(p, PUMP_FAIL_PROTOCOL, r);
 	p->hdr_have = 0;
 	p->last_seq = h.seq;
+	p->last_type = h.type;
 	if (p->c.extract_type && h.type == p->c.extract_type) {
 		if (h.length > p->c.extract_max)
 			return fail(p, PUMP_FAIL_PROTOCOL, FRAME_E_OVERSIZE);
@@ -203,6 +210,7 @@ static int header_complete(struct pump *p, size_t *o) {
 	memcpy(p->buf + *o, p->hdr, FRAME_HEADER_SIZE);
 	*o += FRAME_HEADER_SIZE;
 	p->frame_left = h.length;
+	p->big = h.length >= PUMP_SPLICE_MIN;
 	return 0;
 }
 
@@ -219,9 +227,14 @@ static int extract_done(struct pump *p) {
  * bytes for fewer than 12 consumed here, and the headroom absorbs exactly that. */
 static int read_buffer(struct pump *p) {
 	uint8_t *in = p->buf + FRAME_HEADER_SIZE;
-	ssize_t n = recv(p->src, in, p->c.buffer_size, MSG_DONTWAIT);
+	size_t want = p->c.buffer_size;
+	/* In a stream of large frames, take just the next header, so that its whole payload can be spliced
+	 * rather than its first buffer-full copied. Small frames keep being read many at a time. */
+	if (p->c.mode == PUMP_FRAMES && p->big && p->frame_left == 0 && !p->in_extract)
+		want = FRAME_HEADER_SIZE - p->hdr_have;
+	ssize_t n = recv(p->src, in, want, MSG_DONTWAIT);
 	if (n < 0 && errno == ENOTSOCK)
-		n = read(p->src, in, p->c.buffer_size);
+		n = read(p->src, in, want);
 	if (n < 0) {
 		if (errno == EINTR)
 			return 1;
@@ -233,7 +246,7 @@ static int read_buffer(struct pump *p) {
 		p->src_eof = true;
 		return 1;
 	}
-	p->drained = (size_t)n < p->c.buffer_size;
+	p->drained = (size_t)n < want;
 	if (p->c.mode == PUMP_RAW) {
 		p->out_off = FRAME_HEADER_SIZE;
 		p->out_len = FRAME_HEADER_SIZE + (size_t)n;
@@ -287,6 +300,8 @@ int pump_run(struct pump *p) {
 		if (p->src_eof || p->stopped) {
 			if (p->src_eof && !p->stopped && p->c.mode == PUMP_FRAMES && !pump_at_boundary(p))
 				return fail(p, PUMP_FAIL_SRC, FRAME_E_TRUNCATED);
+			if (!p->stopped && p->c.hold_eof)
+				return PUMP_EOF;
 			if (!p->dst_shut) {
 				(void)shutdown(p->dst, SHUT_WR);
 				p->dst_shut = true;

@@ -25,6 +25,7 @@ enum pump_fail { PUMP_FAIL_NONE, PUMP_FAIL_SRC, PUMP_FAIL_DST, PUMP_FAIL_PROTOCO
 #define PUMP_WANT_READ 1
 #define PUMP_WANT_WRITE 2
 #define PUMP_DONE 4
+#define PUMP_EOF 8 /* hold_eof: src ended on a frame boundary, everything written; dst not yet shut down */
 
 /* Called with an extracted frame (payload is only valid during the call). A negative return fails the pump
  * with PUMP_FAIL_PROTOCOL. */
@@ -39,6 +40,8 @@ struct pump_config {
 	void *userdata;
 	size_t buffer_size;     /* user-space buffer, 0 = 16 KiB */
 	size_t pipe_size;       /* splice pipe, 0 = 256 KiB (best effort) */
+	bool hold_eof;          /* at end of src, return PUMP_EOF and let the caller choose: pump_stop() (then
+				 * dst is shut down) or pump_finish_with_frame() (a last frame first) */
 };
 
 struct pump;
@@ -64,5 +67,6 @@ void pump_stop(struct pump *p);
 
 /* Bytes written to dst so far. */
 uint64_t pump_bytes(const struct pump *p);
-/* Frames mode: last seq seen from src (for ERROR frames). */
+/* Frames mode: seq and type of the last frame header seen from src (0 before any). */
 uint32_t pump_last_seq(const struct pump *p);
+uint8_t pump_last_type(const struct pump *p);

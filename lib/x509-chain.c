@@ -5,6 +5,7 @@
  * costs about 150 us, more than a third of a P-384 signature check, and five of those per document made the
  * 2 ms budget impossible. Extensions still go through OpenSSL's decoders; signatures through p384 (nettle). */
 #include <openssl/asn1t.h>
+#include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/sha.h>
 #include <openssl/x509.h>
@@ -357,9 +358,14 @@ int x509_root_from_pem(const uint8_t *pem, size_t len, X509Root **ret) {
 	if (!pem || !ret || len > 64 * 1024) return -EINVAL;
 	BIO *b = BIO_new_mem_buf(pem, (int)len);
 	if (!b) return -ENOMEM;
-	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL);
+	X509 *x = PEM_read_bio_X509(b, NULL, NULL, NULL), *more = x ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
 	BIO_free(b);
-	if (!x) return -EBADMSG;
+	ERR_clear_error();
+	if (!x || more) { /* one root, not a bundle: which one would be meant? */
+		X509_free(x);
+		X509_free(more);
+		return -EBADMSG;
+	}
 	return root_adopt_x509(x, ret);
 }
 
@@ -374,8 +380,13 @@ int x509_root_from_der(const uint8_t *der, size_t len, X509Root **ret) {
 int x509_root_load_pem(const char *path, X509Root **ret) {
 	_cleanup_fclose_ FILE *f = fopen(path, "re");
 	if (!f) return negerrno();
-	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
-	if (!x) return -EBADMSG;
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL), *more = x ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+	ERR_clear_error();
+	if (!x || more) {
+		X509_free(x);
+		X509_free(more);
+		return -EBADMSG;
+	}
 	return root_adopt_x509(x, ret);
 }
 

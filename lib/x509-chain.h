@@ -21,7 +21,8 @@ struct x509_der {
 };
 
 typedef struct X509Root X509Root;
-/* Load a pinned root from a PEM file / PEM bytes (exactly one certificate). -EBADMSG if it does not parse. */
+/* Load a pinned root from a PEM file / PEM bytes holding exactly one certificate, a P-384 CA. -EBADMSG if it
+ * does not parse, is not such a certificate, or more than one is there. */
 int x509_root_load_pem(const char *path, X509Root **ret);
 int x509_root_from_pem(const uint8_t *pem, size_t len, X509Root **ret);
 /* Load from DER bytes. */

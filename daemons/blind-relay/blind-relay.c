@@ -275,6 +275,20 @@ static void conn_process(struct conn *c, bool run_c2e, bool run_e2c) {
 			return;
 		}
 	}
+	if (r2 == PUMP_EOF) {
+		/* The enclave ended its stream. After a CLOSE frame, or once the client has finished too, that is
+		 * the normal end; otherwise the session died under the client: tell it. */
+		if (pump_last_type(c->e2c) != FRAME_CLOSE && !c->c2e_done) {
+			conn_fail(c, LOG_WARNING, "upstream-closed", "the enclave ended the session");
+			return;
+		}
+		pump_stop(c->e2c);
+		r2 = pump_run(c->e2c);
+		if (r2 < 0) {
+			conn_free(c);
+			return;
+		}
+	}
 	c->e2c_done = r2 == PUMP_DONE;
 	c->r_e2c = r2;
 	if (c->c2e_done && c->e2c_done) {
@@ -330,6 +344,7 @@ static int conn_relay(struct conn *c) {
 	down.extract_max = AUDIT_MAX_SIZE;
 	down.on_extract = on_audit;
 	down.userdata = c;
+	down.hold_eof = true;
 	nodelay(c->cfd);
 	nodelay(c->efd);
 	int r = pump_new(c->cfd, c->efd, &up, &c->c2e);

@@ -12,6 +12,7 @@
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <strings.h>
@@ -83,6 +84,7 @@ struct conn {
 	uint64_t start, deadline, last_activity, last_bytes;
 	struct pump *up, *down;
 	bool up_done, down_done;
+	int r_up, r_down; /* last result of each pump */
 };
 
 static void format_ip(const struct sockaddr *sa, char *buf, size_t len) {
@@ -301,19 +303,22 @@ static void conn_error(struct conn *c, const char *what, int err) {
 	conn_free(c);
 }
 
-static void conn_process(struct conn *c) {
-	int r1 = c->up_done ? PUMP_DONE : pump_run(c->up);
+/* Run the pumps an event concerns (both when unsure); see eml-blind-relay. */
+static void conn_process(struct conn *c, bool run_up, bool run_down) {
+	int r1 = c->up_done ? PUMP_DONE : run_up ? pump_run(c->up) : c->r_up;
 	if (r1 < 0) {
 		conn_error(c, pump_failure(c->up) == PUMP_FAIL_SRC ? "client-failed" : "upstream-failed", r1);
 		return;
 	}
 	c->up_done = r1 == PUMP_DONE;
-	int r2 = c->down_done ? PUMP_DONE : pump_run(c->down);
+	c->r_up = r1;
+	int r2 = c->down_done ? PUMP_DONE : run_down ? pump_run(c->down) : c->r_down;
 	if (r2 < 0) {
 		conn_error(c, pump_failure(c->down) == PUMP_FAIL_SRC ? "upstream-failed" : "client-failed", r2);
 		return;
 	}
 	c->down_done = r2 == PUMP_DONE;
+	c->r_down = r2;
 	if (c->up_done && c->down_done) {
 		log_struct(LOG_INFO, EML_MSG_CONN_CLOSE, "MESSAGE=connection from %s closed", c->peer, "EML_PEER=%s", c->peer,
 			   "EML_UPSTREAM=%s", c->upstream, "EML_BYTES_IN=%" PRIu64, pump_bytes(c->up),
@@ -350,7 +355,7 @@ static int conn_start_relay(struct conn *c) {
 	conn_arm(c, c->last_activity + arg_idle_timeout_usec);
 	log_struct(LOG_INFO, EML_MSG_CONN_OPEN, "MESSAGE=connection from %s to %s", c->peer, c->upstream, "EML_PEER=%s",
 		   c->peer, "EML_UPSTREAM=%s", c->upstream, NULL);
-	conn_process(c);
+	conn_process(c, true, true);
 	return 0;
 }
 
@@ -381,7 +386,9 @@ static int on_io(sd_event_source *src, int fd, uint32_t revents, void *userdata)
 			conn_error(c, "internal", -ENOMEM);
 		return 0;
 	}
-	conn_process(c);
+	bool all = revents & (EPOLLERR | EPOLLHUP), client = src == c->csrc;
+	bool in = all || (revents & EPOLLIN), out = all || (revents & EPOLLOUT);
+	conn_process(c, client ? in : out, client ? out : in);
 	return 0;
 }
 
@@ -731,7 +738,13 @@ int main(int argc, char **argv) {
 	sd_event_source_disable_unref(s.shutdown_timer);
 	sd_event_source_disable_unref(s.refresh_timer);
 	sd_event_source_disable_unref(s.result_src);
-	/* A lookup still running owns the write end's reader: leave the pipe open for it; exiting ends it. */
+	/* A lookup still running: collect its result (briefly) so nothing is left behind. */
+	if (s.resolving) {
+		struct pollfd pfd = {.fd = s.result_pipe[0], .events = POLLIN};
+		struct worker_job *j;
+		if (poll(&pfd, 1, 2000) > 0 && read(s.result_pipe[0], &j, sizeof(j)) == sizeof(j))
+			free(j);
+	}
 	sd_event_unref(s.event);
 	allowlist_free(&s.allow);
 	log_struct(LOG_INFO, EML_MSG_STOPPING, "MESSAGE=stopped", NULL);

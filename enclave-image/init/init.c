@@ -156,30 +156,29 @@ static int load_nsm_module(void) {
 
 /* Credit NSM randomness to the kernel pool: the enclave has no other entropy source worth the name at boot. */
 static int seed_rng(void) {
-	struct {
-		struct rand_pool_info info;
-		uint8_t data[256];
-	} pool;
-	int n = nsm_random_fetch(NSM_DEVICE_DEFAULT, pool.data, sizeof pool.data);
+	enum { WANT = 256 };
+	size_t size = sizeof(struct rand_pool_info) + WANT;
+	struct rand_pool_info *pool = calloc(1, size);
+	if (!pool) return -ENOMEM;
+	int n = nsm_random_fetch(NSM_DEVICE_DEFAULT, (uint8_t *)pool->buf, WANT);
+	int r = 0;
 	if (n == -ENOENT) {
 		say("no %s: kernel RNG not seeded from the NSM", NSM_DEVICE_DEFAULT);
-		return 0;
-	}
-	if (n < 0) {
+	} else if (n < 0) {
 		say("NSM GetRandom: %s", strerror(-n));
-		return n;
-	}
-	pool.info.entropy_count = n * 8;
-	pool.info.buf_size = n;
-	int r = 0;
-	_cleanup_close_ int fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool.info) < 0) {
-		r = -errno;
-		say("RNDADDENTROPY: %s", strerror(errno));
+		r = n;
 	} else {
-		say("seeded the kernel RNG with %d bytes from the NSM", n);
+		pool->entropy_count = n * 8;
+		pool->buf_size = n;
+		_cleanup_close_ int fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, RNDADDENTROPY, pool) < 0) {
+			r = -errno;
+			say("RNDADDENTROPY: %s", strerror(errno));
+		} else {
+			say("seeded the kernel RNG with %d bytes from the NSM", n);
+		}
 	}
-	wipe(&pool, sizeof pool);
+	free_secret(pool, size);
 	return r;
 }
 

@@ -1,7 +1,8 @@
 /* bench-attest: time to verify a real AWS Nitro document (tests/vectors/nitro) at its timestamp: cold (chain
  * of 4 + leaf + document signature, no cache) and warm (verified bundle cached by hash; the leaf and the
  * document signature are still verified every time). Prints best and median of many single verifications,
- * and one P-384 verification for scale. Targets: cold <= 2.0 ms, warm <= 1.0 ms. */
+ * and one P-384 verification for scale. Targets: cold <= 2.0 ms, warm <= 1.0 ms. The machine is shared: wall
+ * medians suffer when other jobs preempt us, so the median of this thread's CPU time is printed as well. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -18,11 +19,19 @@ static int cmp_u64(const void *a, const void *b) {
 	return x < y ? -1 : x > y;
 }
 
-static void report(const char *what, uint64_t *ns, size_t n, double target_ms) {
+static void report(const char *what, uint64_t *ns, uint64_t *cpu, size_t n, double target_ms) {
 	qsort(ns, n, sizeof *ns, cmp_u64);
-	double best = (double)ns[0] / 1e6, median = (double)ns[n / 2] / 1e6;
-	printf("%-34s best %.3f ms  median %.3f ms  (target <= %.1f ms: %s)\n", what, best, median, target_ms,
+	qsort(cpu, n, sizeof *cpu, cmp_u64);
+	double best = (double)ns[0] / 1e6, median = (double)ns[n / 2] / 1e6, cpu_median = (double)cpu[n / 2] / 1e6;
+	printf("%-34s best %.3f ms  median %.3f ms  cpu median %.3f ms  (target <= %.1f ms: %s)\n", what, best, median,
+	       cpu_median, target_ms,
 	       median <= target_ms ? "met" : best <= target_ms ? "met by best only" : "NOT met");
+}
+
+static uint64_t cpu_ns(void) {
+	struct timespec t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
 static uint64_t now_ns(void) {
@@ -46,23 +55,25 @@ int main(void) {
 	struct attest_verify_params cold = {.root = root, .now_ms = 1616018515685ull};
 	struct attest_verify_params warm = cold;
 	warm.cache = cache;
-	static uint64_t t[RUNS];
+	static uint64_t t[RUNS], c[RUNS];
 	AttestError e;
 
 	for (int i = 0; i < RUNS; i++) {
-		uint64_t s = now_ns();
+		uint64_t s = now_ns(), sc = cpu_ns();
 		if (attest_verify(doc, len, &cold, NULL, &e, NULL, 0) < 0) return 1;
+		c[i] = cpu_ns() - sc;
 		t[i] = now_ns() - s;
 	}
-	report("verify real document, cold", t, RUNS, 2.0);
+	report("verify real document, cold", t, c, RUNS, 2.0);
 
 	if (attest_verify(doc, len, &warm, NULL, &e, NULL, 0) < 0) return 1; /* prime */
 	for (int i = 0; i < RUNS; i++) {
-		uint64_t s = now_ns();
+		uint64_t s = now_ns(), sc = cpu_ns();
 		if (attest_verify(doc, len, &warm, NULL, &e, NULL, 0) < 0) return 1;
+		c[i] = cpu_ns() - sc;
 		t[i] = now_ns() - s;
 	}
-	report("verify real document, warm cache", t, RUNS, 2.0 / 2);
+	report("verify real document, warm cache", t, c, RUNS, 1.0);
 	printf("cache hits: %llu\n", (unsigned long long)x509_path_cache_hits(cache));
 
 	/* one ES384 verification (what each link and the document cost) */

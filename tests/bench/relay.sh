@@ -14,19 +14,23 @@ trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev
 up=$("$PEER" free-port); "$PEER" server "tcp:127.0.0.1:$up" & pids+=($!)
 rp=$("$PEER" free-port)
 EML_LOG_LEVEL=warning "$B/bin/eml-blind-relay" --listen "tcp:127.0.0.1:$rp" --enclave "tcp:127.0.0.1:$up" \
-	2>"$tmp/relay.log" & pids+=($!)
+	2>"$tmp/relay.log" & pids+=($!); relay_pid=$!
 pp=$("$PEER" free-port)
-systemd-socket-activate -l "127.0.0.1:$pp" "$PROXYD" "127.0.0.1:$up" 2>"$tmp/proxyd.log" & pids+=($!)
+systemd-socket-activate -l "127.0.0.1:$pp" "$PROXYD" "127.0.0.1:$up" 2>"$tmp/proxyd.log" & pids+=($!); proxyd_pid=$!
 for p in $rp $pp; do
 	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
 done
 sleep 0.2
 
 tput() { "$PEER" stream "tcp:127.0.0.1:$1" $((256 << 20)) 1048576 | awk '/MiB\/s/{print $1}'; }
+# CPU time (user+system clock ticks) a process has used: unlike wall time, hardly affected by other load.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A C=([relay]=0 [proxyd]=0)
 p50() { "$PEER" rr "tcp:127.0.0.1:$1" 1024 5000 | awk '{print $2}'; }
 declare -A T L
 for r in $(seq "$ROUNDS"); do
-	T[relay]+="$(tput "$rp") "; T[proxyd]+="$(tput "$pp") "
+	c0=$(ticks $relay_pid); T[relay]+="$(tput "$rp") "; C[relay]=$((C[relay] + $(ticks $relay_pid) - c0))
+	c0=$(ticks $proxyd_pid); T[proxyd]+="$(tput "$pp") "; C[proxyd]=$((C[proxyd] + $(ticks $proxyd_pid) - c0))
 	d=$(p50 "$up"); a=$(p50 "$rp"); b=$(p50 "$pp"); d2=$(p50 "$up")
 	d=$(((d + d2) / 2))
 	L[relay]+="$((a - d)) "; L[proxyd]+="$((b - d)) "
@@ -36,6 +40,11 @@ stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v hi="$2" '{v[NR]=$1} EN
 med() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
 echo "throughput MiB/s   eml-blind-relay: $(stats "${T[relay]}" 1)"
 echo "throughput MiB/s   socket-proxyd:   $(stats "${T[proxyd]}" 1)"
+hz=$(getconf CLK_TCK)
+for k in relay proxyd; do
+	awk -v t="${C[$k]}" -v hz="$hz" -v r="$ROUNDS" -v k="$k" 'BEGIN {
+		printf "CPU s per GiB moved %-6s %.3f (user+sys of the proxy process over %d x 256 MiB each way)\n", k, t / hz / (r * 0.25 * 2), r }'
+done
 echo "added p50 us, 1KiB eml-blind-relay: $(stats "${L[relay]}" 0)"
 echo "added p50 us, 1KiB socket-proxyd:   $(stats "${L[proxyd]}" 0)"
 tr=$(med "${T[relay]}"); tp=$(med "${T[proxyd]}"); lr=$(med "${L[relay]}"); lp=$(med "${L[proxyd]}")

@@ -1,15 +1,20 @@
 /* relay-peer: the two ends of a relayed connection, for the integration tests and the relay benchmark.
  *
  *   relay-peer server ADDR [--audit] [--raw] [--hello TEXT] [--hold] [--slow-ms N] [--echo-at-eof]
+ *                    [--quit-after N]
  *       frames: echo every frame back as RESPONSE (same seq); --audit also sends one AUDIT frame per REQUEST.
  *       --raw: echo bytes (--slow-ms: wait N ms first unless the data starts with "fast"); --hello: send TEXT
- *       first; --hold: accept, never answer; --echo-at-eof: echo everything once the peer half-closed.
+ *       first; --hold: accept, never answer; --echo-at-eof: echo everything once the peer half-closed;
+ *       --quit-after: close each connection after N frames (an enclave dying mid-session).
  *   relay-peer stream ADDR BYTES FRAME_SIZE   send BYTES in REQUEST frames, check the echo (SHA-256 both
  *                                             ways), fail on any other frame type; print MiB/s
  *   relay-peer hold ADDR N                    open N sessions, round trip on each, all at once; then again
  *   relay-peer partial ADDR                   send half a frame, then vanish
- *   relay-peer expect-error ADDR MS [oversize]  send HELLO (or an oversized header); expect ERROR then EOF
- *                                             within MS; print the ERROR payload's "error" code
+ *   relay-peer open ADDR N SECONDS            open N connections, send nothing, exit after SECONDS
+ *   relay-peer dns tcp:IP:PORT ZONE           a UDP DNS responder for "NAME IPV4 TTL" lines of ZONE
+ *   relay-peer expect-error ADDR MS [oversize|idle]  send HELLO (or an oversized header, or make one round
+ *                                             trip and go quiet); expect ERROR then EOF within MS; print the
+ *                                             ERROR payload's "error" code
  *   relay-peer rr ADDR SIZE COUNT             request/response latency: print p50 and p99 in microseconds
  *   relay-peer raw ADDR SEND EXPECT MS [half] raw bytes: send SEND (then half-close), expect EXPECT back
  *                                             within MS
@@ -18,10 +23,12 @@
  *   relay-peer notify PATH OUT                a service manager's notify socket: append each datagram to OUT
  *                                             as one line */
 #include <openssl/evp.h>
+#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <strings.h>
 #include <pthread.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -35,7 +42,7 @@
 #include "util.h"
 
 static bool opt_audit, opt_raw, opt_hold, opt_echo_at_eof;
-static uint64_t opt_slow_ms;
+static uint64_t opt_slow_ms, opt_quit_after;
 static const char *opt_hello;
 
 static _Noreturn void die(const char *what, int r) {
@@ -113,7 +120,7 @@ static void *serve(void *arg) {
 				break;
 		}
 	} else {
-		for (;;) {
+		for (uint64_t frames = 0; !opt_quit_after || frames < opt_quit_after; frames++) {
 			struct frame_header h;
 			uint8_t *p = NULL;
 			if (frame_read(fd, 0, &h, &p) < 0)
@@ -285,6 +292,82 @@ static int cmd_hold(const char *addr, unsigned n) {
 	return 0;
 }
 
+static int cmd_open(const char *addr, unsigned n, unsigned secs) {
+	for (unsigned i = 0; i < n; i++)
+		if (dial(addr, 2000000) < 0)
+			break; /* left open until exit */
+	sleep(secs);
+	return 0;
+}
+
+/* A DNS responder (RFC 1035, UDP) for one zone file of "NAME IPV4 TTL" lines, re-read at every query: A
+ * queries get the listed address, other types an empty NOERROR answer, unknown names NXDOMAIN. */
+static int cmd_dns(const char *addr, const char *zone) {
+	struct eml_addr a;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int r = addr_parse(addr, &a);
+	if (r < 0 || (r = addr_to_sockaddr(&a, &ss, &sl)) < 0)
+		die("address", r);
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&ss, sl) < 0)
+		die("bind", negerrno());
+	printf("ready\n");
+	fflush(stdout);
+	for (;;) {
+		uint8_t q[512], out[600];
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+		if (n < 17)
+			continue;
+		char name[256];
+		size_t off = 12, nl = 0;
+		while (off < (size_t)n && q[off] != 0 && q[off] < 64 && off + 1 + q[off] < (size_t)n && nl + q[off] + 1 < sizeof(name)) {
+			if (nl)
+				name[nl++] = '.';
+			memcpy(name + nl, q + off + 1, q[off]);
+			nl += q[off];
+			off += 1 + (size_t)q[off];
+		}
+		if (off + 5 > (size_t)n || q[off] != 0)
+			continue;
+		name[nl] = 0;
+		off++;
+		uint16_t qtype = (uint16_t)(q[off] << 8 | q[off + 1]);
+		off += 4;
+		char line[512], zname[256], ip[64];
+		unsigned ttl = 0;
+		bool found = false;
+		uint8_t ip4[4];
+		FILE *f = fopen(zone, "re");
+		while (f && fgets(line, sizeof(line), f))
+			if (sscanf(line, "%255s %63s %u", zname, ip, &ttl) == 3 && strcasecmp(zname, name) == 0 &&
+			    inet_pton(AF_INET, ip, ip4) == 1) {
+				found = true;
+				break;
+			}
+		if (f)
+			fclose(f);
+		memcpy(out, q, off);
+		out[2] = 0x80 | (q[2] & 0x01); /* response, echo RD */
+		out[3] = found ? 0x80 : 0x83;  /* RA; NOERROR or NXDOMAIN */
+		out[4] = 0, out[5] = 1;
+		out[6] = 0, out[7] = found && qtype == 1;
+		memset(out + 8, 0, 4);
+		size_t o = off;
+		if (found && qtype == 1) {
+			const uint8_t rr[] = {0xc0, 0x0c, 0, 1, 0, 1, (uint8_t)(ttl >> 24), (uint8_t)(ttl >> 16),
+					      (uint8_t)(ttl >> 8), (uint8_t)ttl, 0, 4};
+			memcpy(out + o, rr, sizeof(rr));
+			o += sizeof(rr);
+			memcpy(out + o, ip4, 4);
+			o += 4;
+		}
+		sendto(fd, out, o, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
 static int cmd_partial(const char *addr) {
 	int fd = dial(addr, 5000000);
 	if (fd < 0)
@@ -297,7 +380,8 @@ static int cmd_partial(const char *addr) {
 	return 0;
 }
 
-static int cmd_expect_error(const char *addr, uint64_t ms, bool oversize) {
+static int cmd_expect_error(const char *addr, uint64_t ms, const char *mode) {
+	bool oversize = mode && strcmp(mode, "oversize") == 0, idle = mode && strcmp(mode, "idle") == 0;
 	uint64_t start = now_monotonic_usec();
 	int fd = dial(addr, ms * 1000);
 	if (fd < 0)
@@ -308,6 +392,10 @@ static int cmd_expect_error(const char *addr, uint64_t ms, bool oversize) {
 		uint32_t big = htobe32(FRAME_MAX_PAYLOAD + 1);
 		memcpy(hdr + 8, &big, 4);
 		write_all(fd, hdr, sizeof(hdr));
+	} else if (idle) { /* one good round trip, then silence until the relay gives up */
+		int r = round_trip(fd, 0);
+		if (r < 0)
+			die("round trip", r);
 	} else
 		send_frame(fd, FRAME_HELLO, 0, "hello", 5);
 	struct timeval tv = {.tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000};
@@ -449,6 +537,9 @@ int main(int argc, char **argv) {
 				opt_raw = true;
 			else if (strcmp(argv[i], "--hold") == 0)
 				opt_hold = true;
+			else if (strcmp(argv[i], "--quit-after") == 0 && i + 1 < argc &&
+				 parse_u64(argv[i + 1], UINT32_MAX, &opt_quit_after) == 0)
+				i++;
 			else if (strcmp(argv[i], "--echo-at-eof") == 0)
 				opt_echo_at_eof = true;
 			else if (strcmp(argv[i], "--slow-ms") == 0 && i + 1 < argc && parse_u64(argv[i + 1], 600000, &opt_slow_ms) == 0)
@@ -465,10 +556,15 @@ int main(int argc, char **argv) {
 		return cmd_stream(argv[2], a, (size_t)b);
 	if (argc == 4 && strcmp(argv[1], "hold") == 0 && parse_u64(argv[3], 100000, &a) == 0)
 		return cmd_hold(argv[2], (unsigned)a);
+	if (argc == 5 && strcmp(argv[1], "open") == 0 && parse_u64(argv[3], 100000, &a) == 0 &&
+	    parse_u64(argv[4], 3600, &b) == 0)
+		return cmd_open(argv[2], (unsigned)a, (unsigned)b);
+	if (argc == 4 && strcmp(argv[1], "dns") == 0)
+		return cmd_dns(argv[2], argv[3]);
 	if (argc == 3 && strcmp(argv[1], "partial") == 0)
 		return cmd_partial(argv[2]);
 	if ((argc == 4 || argc == 5) && strcmp(argv[1], "expect-error") == 0 && parse_u64(argv[3], 600000, &a) == 0)
-		return cmd_expect_error(argv[2], a, argc == 5 && strcmp(argv[4], "oversize") == 0);
+		return cmd_expect_error(argv[2], a, argc == 5 ? argv[4] : NULL);
 	if (argc == 5 && strcmp(argv[1], "rr") == 0 && parse_u64(argv[3], FRAME_MAX_PAYLOAD, &a) == 0 &&
 	    parse_u64(argv[4], 10000000, &b) == 0 && b > 0)
 		return cmd_rr(argv[2], (size_t)a, (unsigned)b);

@@ -71,6 +71,8 @@ static void test_errors(void **state) {
 		{"command=/x\nrestart-delay-ms=500\nrestart-delay-max-ms=100\n",
 		 "line 3: restart-delay-max-ms is below restart-delay-ms"},
 		{"command=\n", "line 1: empty command"},
+		{"command= /x\n", "line 1: space after '='"},
+		{"command =/x\n", "line 1: space before '='"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(parse(bad[i].text, &c, err), -EINVAL);

@@ -2,7 +2,7 @@
 # free ports, a notify listener, and waiting for lines in files.
 set -euo pipefail
 PEER=$EML_BUILD/testbin/relay-peer
-tmp=$(mktemp -d)
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/eml-daemon-test.XXXXXX")
 pids=()
 cleanup() {
 	local p
