@@ -138,26 +138,30 @@ static void log_close(struct conn *c) {
 		   (now_monotonic_usec() - c->start) / 1000, NULL);
 }
 
-/* ERROR frame payload: CBOR {"error": code, "reason": text}; both texts are short ASCII constants of ours. */
+/* CBOR text string with the shortest head (RFC 8949 4.2.1: deterministic), s at most 255 bytes. */
+static size_t put_tstr(uint8_t *buf, const char *s) {
+	size_t l = strlen(s), n = 0;
+	if (l < 24)
+		buf[n++] = (uint8_t)(0x60 | l);
+	else {
+		buf[n++] = 0x78;
+		buf[n++] = (uint8_t)l;
+	}
+	memcpy(buf + n, s, l);
+	return n + l;
+}
+
+/* ERROR frame payload: CBOR {"error": code, "reason": text}, deterministic (keys in bytewise order of their
+ * encoding: "error" is shorter). Both texts are short ASCII of ours. */
 static size_t error_payload(const char *code, const char *reason, uint8_t *buf, size_t max) {
-	size_t n = 0, lc = strlen(code), lr = strlen(reason);
-	if (lc > 255 || lr > 255 || 5 + 8 + lc + 2 + lr + 2 > max)
+	size_t n = 0;
+	if (strlen(code) > 255 || strlen(reason) > 255 || 1 + 7 + 2 + strlen(code) + 8 + 2 + strlen(reason) > max)
 		return 0;
 	buf[n++] = 0xa2;
-	buf[n++] = 0x65;
-	memcpy(buf + n, "error", 5);
-	n += 5;
-	buf[n++] = 0x78;
-	buf[n++] = (uint8_t)lc;
-	memcpy(buf + n, code, lc);
-	n += lc;
-	buf[n++] = 0x66;
-	memcpy(buf + n, "reason", 6);
-	n += 6;
-	buf[n++] = 0x78;
-	buf[n++] = (uint8_t)lr;
-	memcpy(buf + n, reason, lr);
-	n += lr;
+	n += put_tstr(buf + n, "error");
+	n += put_tstr(buf + n, code);
+	n += put_tstr(buf + n, "reason");
+	n += put_tstr(buf + n, reason);
 	return n;
 }
 

@@ -409,9 +409,17 @@ static int cmd_expect_error(const char *addr, uint64_t ms, const char *mode) {
 		fprintf(stderr, "relay-peer: got %s, not ERROR\n", frame_type_name(h.type));
 		return 1;
 	}
-	/* {"error": code, ...}: print the code (a text string right after the "error" key) */
-	if (h.length > 9 && p[0] == 0xa2 && memcmp(p + 1, "\x65" "error" "\x78", 7) == 0 && 9u + p[8] <= h.length)
-		printf("error %.*s\n", p[8], p + 9);
+	/* {"error": code, ...} in deterministic CBOR: print the code, a text string right after the "error" key
+	 * (head 0x60+len below 24, else 0x78 len) */
+	size_t cl = 0, co = 0;
+	if (h.length > 8 && p[0] == 0xa2 && memcmp(p + 1, "\x65" "error", 6) == 0) {
+		if (p[7] >= 0x60 && p[7] < 0x78)
+			cl = p[7] - 0x60u, co = 8;
+		else if (p[7] == 0x78 && p[8] >= 24)
+			cl = p[8], co = 9;
+	}
+	if (co && co + cl <= h.length)
+		printf("error %.*s\n", (int)cl, p + co);
 	else
 		printf("error (unparsed payload of %u bytes)\n", h.length);
 	free(p);
