@@ -36,10 +36,13 @@ FUZZ_SMOKE_SECONDS ?= 2
 PKGS := libsystemd openssl libcurl libcbor json-c libutf8proc yaml-0.1 hogweed nettle gmp libmicrohttpd
 TEST_PKGS := cmocka
 
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-TEST_CFLAGS = $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null)
-TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+# Evaluated at first use in a recipe, once (not when the Makefile is read): on a fresh machine pkg-config and the
+# -dev packages only exist after the deps target has run tools/bootstrap.sh. The rule templates below say $$(...)
+# for the same reason.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS = $(eval PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+TEST_CFLAGS = $(eval TEST_CFLAGS := $(shell pkg-config --cflags $(TEST_PKGS) 2>/dev/null))$(TEST_CFLAGS)
+TEST_LIBS = $(eval TEST_LIBS := $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null))$(TEST_LIBS)
 
 WARN := -Wall -Wextra -Werror -Wno-unused-parameter -Wshadow -Wformat=2 -Wmissing-prototypes
 BASE_CFLAGS := -std=gnu11 -g -pthread $(WARN) -Ilib -D_GNU_SOURCE -DEML_VERSION=\"$(VERSION)\"
@@ -83,7 +86,7 @@ define TREE
 build/$(1)/%.o: %.c | deps
 	@mkdir -p $$(@D)
 	$(E) CC.$(1) $$<
-	$(Q)$(4) $(BASE_CFLAGS) $(2) $(PKG_CFLAGS) $(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
+	$(Q)$(4) $(BASE_CFLAGS) $(2) $$(PKG_CFLAGS) $$(TEST_CFLAGS) -MMD -MP -c $$< -o $$@
 
 build/$(1)/libeml.a: $(patsubst %.c,build/$(1)/%.o,$(LIB_SRCS))
 	@rm -f $$@
@@ -95,17 +98,17 @@ $(foreach p,$(BUILT_PROGRAMS),$(eval $(call PROGRAM,$(1),$(call prog_name,$(p)),
 build/$(1)/tests/%: build/$(1)/tests/unit/%.o $(patsubst %.c,build/$(1)/%.o,$(UNIT_HELPERS)) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
 	$(E) LD $$@
-	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(TEST_LIBS) $(EXTRA_LIBS)
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $$(PKG_LIBS) $$(TEST_LIBS) $(EXTRA_LIBS)
 
 build/$(1)/testbin/%: build/$(1)/tests/integration/%.o build/$(1)/libeml.a
 	@mkdir -p $$(@D)
 	$(E) LD $$@
-	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $$(PKG_LIBS) $(EXTRA_LIBS)
 
 build/$(1)/bench/%: build/$(1)/tests/bench/%.o build/$(1)/libeml.a
 	@mkdir -p $$(@D)
 	$(E) LD $$@
-	$(Q)$(4) $(2) $(3) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(Q)$(4) $(2) $(3) -o $$@ $$^ $$(PKG_LIBS) $(EXTRA_LIBS)
 
 -include $(shell find build/$(1) -name '*.d' 2>/dev/null)
 endef
@@ -115,7 +118,7 @@ define PROGRAM
 build/$(1)/bin/$(2): $(patsubst %.c,build/$(1)/%.o,$(sort $(wildcard $(3)/*.c))) build/$(1)/libeml.a
 	@mkdir -p $$(@D)
 	$(E) LD $$@
-	$(Q)$(5) $(4) -o $$@ $$^ $(PKG_LIBS) $(EXTRA_LIBS)
+	$(Q)$(5) $(4) -o $$@ $$^ $$(PKG_LIBS) $(EXTRA_LIBS)
 build/$(1)/programs: build/$(1)/bin/$(2)
 endef
 
@@ -140,7 +143,7 @@ build/fuzz/fuzzers/%: build/fuzz/tests/fuzz/%.o build/fuzz/libeml.a
 	$(E) LD $@
 	$(Q)$(FUZZ_CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS) $(EXTRA_LIBS)
 
-.PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo install clean \
+.PHONY: all deps check check-unit check-integration check-fuzz-smoke fuzz bench demo load install clean \
 	release-bins asan-bins oracle bench-peers
 
 all: $(RELEASE_BINS)
@@ -215,6 +218,10 @@ bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 
 demo: deps $(RELEASE_BINS)
 	@EML_BUILD=$(CURDIR)/build/release tools/demo/demo.sh
+
+# 64 clients for 60 s against the whole stack (CLIENTS=, LOAD_SECONDS=); not part of check.
+load: deps $(RELEASE_BINS) $(RELEASE_TESTBINS)
+	@EML_BUILD=$(CURDIR)/build/release tests/load/load.sh
 
 install: $(RELEASE_BINS)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(SBINDIR)

@@ -235,6 +235,7 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 		st->data = p + 8 + hlen;
 	} else if (end <= avail)
 		st->data = p + 8 + hlen;
+	st->discard = st->data && (flags & SAFETENSORS_DISCARD);
 
 	*ret = TAKE_PTR(st);
 	r = 0;
@@ -322,7 +323,7 @@ int safetensors_read_f32(const struct safetensors *st, const struct safetensors_
 		for (size_t off = 0, n = count * 4; off < n; off += READ_SLICE) {
 			size_t len = MIN(READ_SLICE, n - off);
 			memcpy((uint8_t *)out + off, src + off, len);
-			if (st->map) drop_pages(src + off, src + off + len);
+			if (st->map || st->discard) drop_pages(src + off, src + off + len);
 		}
 		return 0;
 	case ST_F16:
@@ -338,7 +339,7 @@ int safetensors_read_f32(const struct safetensors *st, const struct safetensors_
 }
 
 void safetensors_release(const struct safetensors *st, const struct safetensors_tensor *t) {
-	if (st->map && t->begin != t->end) drop_pages(st->data + t->begin, st->data + t->end);
+	if ((st->map || st->discard) && t->begin != t->end) drop_pages(st->data + t->begin, st->data + t->end);
 }
 
 int safetensors_write(const char *path, const struct safetensors_out *t, size_t n) {

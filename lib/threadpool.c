@@ -18,9 +18,11 @@
 struct threadpool {
 	unsigned n;
 	pthread_t *threads;
-	threadpool_fn fn;
-	void *arg;
-	unsigned long ntasks;
+	/* Atomic because a late worker may read them while run() publishes the next job; the claim CAS decides
+	 * whether what it read is valid. */
+	_Atomic(threadpool_fn) fn;
+	_Atomic(void *) arg;
+	_Atomic unsigned long ntasks;
 	_Atomic uint64_t state;
 	_Atomic uint32_t gen;      /* futex word: the current generation */
 	_Atomic uint32_t sleepers; /* workers blocked in futex_wait on gen */
@@ -52,9 +54,9 @@ static void work(struct threadpool *p, uint32_t g, unsigned tid) {
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
 	for (;;) {
 		if ((uint32_t)(s >> 32) != g) return;
-		threadpool_fn fn = p->fn;
-		void *arg = p->arg;
-		unsigned long n = p->ntasks, i = (uint32_t)s;
+		threadpool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+		void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
+		unsigned long n = atomic_load_explicit(&p->ntasks, memory_order_relaxed), i = (uint32_t)s;
 		if (i >= n) return;
 		if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel,
 							   memory_order_acquire))
@@ -136,9 +138,9 @@ void threadpool_run(struct threadpool *p, threadpool_fn fn, void *arg, unsigned 
 		return;
 	}
 	uint32_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-	p->fn = fn;
-	p->arg = arg;
-	p->ntasks = ntasks;
+	atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+	atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
 	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->state, (uint64_t)g << 32, memory_order_release);
 	atomic_store(&p->gen, g); /* seq_cst: pairs with the sleepers count (no lost wake-up) */

@@ -390,6 +390,11 @@ int x509_root_load_pem(const char *path, X509Root **ret) {
 	return root_adopt_x509(x, ret);
 }
 
+const uint8_t *x509_root_der(const X509Root *root, size_t *ret_len) {
+	*ret_len = root->der_len;
+	return root->der;
+}
+
 const uint8_t *x509_root_fingerprint(const X509Root *root) { return root ? root->fingerprint : NULL; }
 
 X509Root *x509_root_free(X509Root *root) {

@@ -190,14 +190,21 @@ int cred_provider_init(struct cred_provider *p, const char *imds_url) {
 	if (a && *a && s && *s) {
 		p->cur = (struct creds){.access_key_id = strdup(a), .secret_access_key = strdup(s),
 					.session_token = t && *t ? strdup(t) : NULL};
-		if (!p->cur.access_key_id || !p->cur.secret_access_key) return -ENOMEM;
+		if (!p->cur.access_key_id || !p->cur.secret_access_key) {
+			creds_done(&p->cur);
+			return -ENOMEM;
+		}
 		p->source = "environment";
 		return 0;
 	}
 	if (!imds_url) return -ENOKEY;
 	if (!(p->imds = strdup(imds_url))) return -ENOMEM;
 	p->source = "imds";
-	if ((r = imds_load(p->imds, &p->cur)) < 0) return r == -ENOMEM ? r : -ENOKEY;
+	if ((r = imds_load(p->imds, &p->cur)) < 0) {
+		free(p->imds);
+		p->imds = NULL;
+		return r == -ENOMEM ? r : -ENOKEY;
+	}
 	return 0;
 }
 

@@ -333,6 +333,8 @@ int main(int argc, char **argv) {
 	if (r < 0) {
 		log_struct(LOG_ERR, EML_MSG_CONFIG_ERROR, "MESSAGE=no AWS credentials ($CREDENTIALS_DIRECTORY, AWS_*, IMDS): %s",
 			   strerror(-r), NULL);
+		cred_provider_done(&rl.creds);
+		curl_global_cleanup();
 		return 1;
 	}
 	_cleanup_free_ char *imds_reg = NULL, *ep = NULL;
@@ -341,6 +343,7 @@ int main(int argc, char **argv) {
 	if (!region) {
 		if (imds_region(imds, &imds_reg) < 0) {
 			log_struct(LOG_ERR, EML_MSG_CONFIG_ERROR, "MESSAGE=no region (--region, AWS_REGION or IMDS)", NULL);
+			cred_provider_done(&rl.creds);
 			return 1;
 		}
 		imds_reg[strcspn(imds_reg, "\r\n")] = 0;
@@ -358,6 +361,7 @@ int main(int argc, char **argv) {
 	if (r < 0) {
 		log_struct(LOG_ERR, EML_MSG_CONFIG_ERROR, "MESSAGE=nothing to listen on (--listen ADDR or socket activation): %s",
 			   strerror(-r), NULL);
+		cred_provider_done(&rl.creds);
 		return 1;
 	}
 	struct upstream_config uc = {.endpoint = endpoint, .region = region, .workers = (unsigned)workers,

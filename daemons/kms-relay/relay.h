@@ -65,13 +65,23 @@ struct upstream_config {
 	struct cred_provider *creds;
 };
 
+/* One worker thread. Idle workers form a stack: the most recently busy one (whose connection to KMS is the
+ * warmest) takes the next job, so a light load keeps reusing one or two hot connections. */
+struct worker {
+	struct upstream *u;
+	pthread_t thread;
+	pthread_cond_t cond;
+	struct job *job;        /* handed over by upstream_submit */
+	struct worker *next_idle;
+};
+
 struct upstream {
 	struct upstream_config cfg;
 	char host_header[300];
-	pthread_t *threads;
+	struct worker *workers;
 	unsigned n_threads;
+	struct worker *idle;    /* stack */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
 	struct job *queue_head, *queue_tail;
 	unsigned queued;
 	struct job *done_head, *done_tail;

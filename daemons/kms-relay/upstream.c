@@ -165,8 +165,9 @@ static void run_job(struct upstream *u, CURL *e, struct job *j) {
 	}
 }
 
-static void *worker(void *arg) {
-	struct upstream *u = arg;
+static void *worker_main(void *arg) {
+	struct worker *w = arg;
+	struct upstream *u = w->u;
 	CURL *e = curl_easy_init();
 	if (e) {
 		curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -174,17 +175,21 @@ static void *worker(void *arg) {
 		curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
 		curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
 	}
+	pthread_mutex_lock(&u->lock);
 	for (;;) {
-		pthread_mutex_lock(&u->lock);
-		while (!u->queue_head && !u->stopping) pthread_cond_wait(&u->cond, &u->lock);
-		if (u->stopping) {
-			pthread_mutex_unlock(&u->lock);
-			break;
+		struct job *j = NULL;
+		if (u->queue_head) {
+			j = u->queue_head;
+			u->queue_head = j->next;
+			if (!u->queue_head) u->queue_tail = NULL;
+			u->queued--;
+		} else {
+			w->next_idle = u->idle;
+			u->idle = w;
+			while (!w->job && !u->stopping) pthread_cond_wait(&w->cond, &u->lock);
+			j = TAKE_PTR(w->job);
+			if (!j) break; /* stopping */
 		}
-		struct job *j = u->queue_head;
-		u->queue_head = j->next;
-		if (!u->queue_head) u->queue_tail = NULL;
-		u->queued--;
 		pthread_mutex_unlock(&u->lock);
 		j->next = NULL;
 		if (e)
@@ -199,10 +204,11 @@ static void *worker(void *arg) {
 		else
 			u->done_head = j;
 		u->done_tail = j;
-		pthread_mutex_unlock(&u->lock);
 		uint64_t one = 1;
 		(void)!write(u->done_fd, &one, sizeof one);
+		if (u->stopping) break;
 	}
+	pthread_mutex_unlock(&u->lock);
 	curl_easy_cleanup(e);
 	return NULL;
 }
@@ -222,13 +228,15 @@ int upstream_start(struct upstream *u, const struct upstream_config *cfg) {
 	curl_free(port);
 	curl_url_cleanup(url);
 	pthread_mutex_init(&u->lock, NULL);
-	pthread_cond_init(&u->cond, NULL);
 	u->done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (u->done_fd < 0) return negerrno();
-	u->threads = calloc(cfg->workers, sizeof(pthread_t));
-	if (!u->threads) return -ENOMEM;
+	u->workers = calloc(cfg->workers, sizeof(struct worker));
+	if (!u->workers) return -ENOMEM;
 	for (unsigned i = 0; i < cfg->workers; i++) {
-		int r = pthread_create(&u->threads[i], NULL, worker, u);
+		struct worker *w = &u->workers[i];
+		w->u = u;
+		pthread_cond_init(&w->cond, NULL);
+		int r = pthread_create(&w->thread, NULL, worker_main, w);
 		if (r) return -r;
 		u->n_threads++;
 	}
@@ -237,18 +245,23 @@ int upstream_start(struct upstream *u, const struct upstream_config *cfg) {
 
 int upstream_submit(struct upstream *u, struct job *j) {
 	pthread_mutex_lock(&u->lock);
-	if (u->queued >= u->cfg.queue_max) {
+	j->next = NULL;
+	struct worker *w = u->idle;
+	if (w) {
+		u->idle = w->next_idle;
+		w->job = j;
+		pthread_cond_signal(&w->cond);
+	} else if (u->queued >= u->cfg.queue_max) {
 		pthread_mutex_unlock(&u->lock);
 		return -EBUSY;
+	} else {
+		if (u->queue_tail)
+			u->queue_tail->next = j;
+		else
+			u->queue_head = j;
+		u->queue_tail = j;
+		u->queued++;
 	}
-	j->next = NULL;
-	if (u->queue_tail)
-		u->queue_tail->next = j;
-	else
-		u->queue_head = j;
-	u->queue_tail = j;
-	u->queued++;
-	pthread_cond_signal(&u->cond);
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
@@ -266,10 +279,13 @@ struct job *upstream_take_done(struct upstream *u) {
 void upstream_stop(struct upstream *u) {
 	pthread_mutex_lock(&u->lock);
 	u->stopping = true;
-	pthread_cond_broadcast(&u->cond);
+	for (unsigned i = 0; i < u->n_threads; i++) pthread_cond_signal(&u->workers[i].cond);
 	pthread_mutex_unlock(&u->lock);
-	for (unsigned i = 0; i < u->n_threads; i++) pthread_join(u->threads[i], NULL);
-	free(u->threads);
+	for (unsigned i = 0; i < u->n_threads; i++) {
+		pthread_join(u->workers[i].thread, NULL);
+		pthread_cond_destroy(&u->workers[i].cond);
+	}
+	free(u->workers);
 	for (struct job *j = u->queue_head, *n; j; j = n) {
 		n = j->next;
 		job_free(j);
@@ -280,5 +296,4 @@ void upstream_stop(struct upstream *u) {
 	}
 	if (u->done_fd >= 0) close(u->done_fd);
 	pthread_mutex_destroy(&u->lock);
-	pthread_cond_destroy(&u->cond);
 }

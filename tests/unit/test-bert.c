@@ -3,6 +3,7 @@
  * unit vectors, and bad inputs and configs are refused. (Agreement with an independent implementation is
  * test-oracle.c.) */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -183,10 +184,53 @@ static void test_refusals(void **state) {
 	embedder_free(NULL);
 }
 
+/* One loaded model shared read-only by several threads, each with its own context (as in a daemon). */
+struct shared {
+	struct embedder *e;
+	const float *want;
+	int ok;
+};
+
+static void *worker(void *arg) {
+	struct shared *sh = arg;
+	const char *texts[] = {"a b c d", "d c b a a", "b"};
+	float out[3 * 96];
+	struct bert_ctx *c;
+	sh->ok = embedder_ctx_new(sh->e, 2, &c) == 0;
+	for (int i = 0; sh->ok && i < 20; i++)
+		sh->ok = embedder_embed(sh->e, c, texts, 3, out, NULL) == 0 && memcmp(out, sh->want, sizeof out) == 0;
+	bert_ctx_free(c);
+	return NULL;
+}
+
+static void test_shared_model(void **state) {
+	struct blob b = make_model();
+	struct embedder *e = load(&b, 0);
+	free(b.data); /* nothing may point into the buffer after loading */
+	const char *texts[] = {"a b c d", "d c b a a", "b"};
+	float want[3 * 96];
+	struct bert_ctx *c;
+	assert_int_equal(embedder_ctx_new(e, 1, &c), 0);
+	assert_int_equal(embedder_embed(e, c, texts, 3, want, NULL), 0);
+	bert_ctx_free(c);
+	pthread_t t[4];
+	struct shared sh[4];
+	for (int i = 0; i < 4; i++) {
+		sh[i] = (struct shared){e, want, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &sh[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_true(sh[i].ok);
+	}
+	embedder_free(e);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consistency),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_shared_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -192,6 +192,22 @@ static void test_encode(void **state) {
 	cbor_decref(&dup);
 }
 
+/* Floats where a bool or null is expected: a type mismatch, never a libcbor assertion. */
+static void test_float_not_simple(void **state) {
+	struct ecbor_limits lim = ECBOR_LIMITS_DEFAULT;
+	static const char *const floats[] = {"f93e00", "fa3fc00000", "fb3ff8000000000000", "f97e00"};
+	for (size_t i = 0; i < ARRAY_SIZE(floats); i++) {
+		uint8_t buf[9];
+		int n = hex_decode(floats[i], buf, sizeof buf);
+		assert_true(n > 0);
+		_cleanup_cbor_ cbor_item_t *it = NULL;
+		assert_int_equal(ecbor_decode(buf, (size_t)n, &lim, &it), 0);
+		bool b;
+		assert_int_equal(ecbor_get_bool(it, &b), -EMEDIUMTYPE);
+		assert_false(ecbor_is_null(it));
+	}
+}
+
 static void test_readers(void **state) {
 	struct ecbor_limits lim = ECBOR_LIMITS_DEFAULT;
 	uint8_t buf[64];
@@ -378,6 +394,7 @@ int main(void) {
 		cmocka_unit_test(test_deterministic_heads), cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_readers),            cmocka_unit_test(test_air_vectors),
 		cmocka_unit_test(test_nitro_documents),    cmocka_unit_test(test_roundtrip_property),
+		cmocka_unit_test(test_float_not_simple),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,20 +1,27 @@
 /* cmd-kms.c: `eml kms ...`, KMS debugging from the host or a developer machine:
  *   eml kms call TARGET BODY       one SigV4-signed AWS KMS JSON 1.1 request; prints the response body
  *   eml kms unwrap --key PEM FILE  decrypt a CiphertextForRecipient (base64) with the recipient's RSA key
- *   eml kms enclave ...            the enclave's KMS client (lib/kmsclient) run from the command line */
+ *   eml kms enclave ...            the enclave's KMS client (lib/kmsclient) run from the command line
+ *   eml kms relay-send TARGET BODY one raw frame to eml-kms-relay (admission tests) */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <curl/curl.h>
 #include <openssl/pem.h>
 
 #include "base64.h"
+#include "addr.h"
 #include "cms.h"
+#include "frame.h"
+#include "kmsproto.h"
+#include "socket.h"
 #include "kmsclient.h"
 #include "nsm.h"
 #include "command.h"
@@ -359,3 +366,41 @@ EML_COMMAND(kms_enclave_decrypt, "kms enclave decrypt",
 	    "as the enclave: Decrypt with a Recipient through eml-kms-relay", verb_enclave_decrypt);
 EML_COMMAND(kms_enclave_random, "kms enclave generate-random", "[--bytes N] [--relay ADDR] [--nsm DEV]",
 	    "as the enclave: GenerateRandom with a Recipient through eml-kms-relay", verb_enclave_random);
+
+/* Send one raw REQUEST frame (nothing added: no Recipient unless BODY has one) and print the answer frame as
+ * "TYPE PAYLOAD". For testing the relay's admission rules. */
+static int verb_relay_send(int argc, char **argv) {
+	static const struct option opts[] = {{"relay", required_argument, NULL, 'r'}, {}};
+	const char *relay = "vsock:3:8001";
+	int c;
+	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (c != 'r') return command_usage("kms relay-send");
+		relay = optarg;
+	}
+	if (argc - optind != 2) return command_usage("kms relay-send");
+	struct eml_addr a;
+	_cleanup_close_ int fd = -1;
+	int r = addr_parse(relay, &a);
+	if (r >= 0) r = socket_connect_deadline(&a, 5000000, &fd);
+	if (r >= 0) r = fd_set_nonblock(fd, 0);
+	if (r < 0) {
+		fprintf(stderr, "error: cannot connect to %s: %s\n", relay, strerror(-r));
+		return 1;
+	}
+	_cleanup_free_ char *payload = NULL;
+	if (asprintf(&payload, "{\"target\":\"%s\",\"body\":%s}", argv[optind], argv[optind + 1]) < 0) return 1;
+	struct frame_header h;
+	_cleanup_free_ uint8_t *answer = NULL;
+	struct timeval tv = {15, 0};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	r = frame_write(fd, FRAME_REQUEST, 7, payload, strlen(payload));
+	if (r >= 0) r = frame_read(fd, KMSPROTO_MAX_RESPONSE, &h, &answer);
+	if (r < 0) {
+		fprintf(stderr, "error: relay: %s\n", strerror(-r));
+		return 1;
+	}
+	printf("%s %.*s\n", frame_type_name(h.type), (int)h.length, answer ? (const char *)answer : "");
+	return h.type == FRAME_RESPONSE && h.seq == 7 ? 0 : 1;
+}
+EML_COMMAND(kms_relay_send, "kms relay-send", "TARGET BODY [--relay ADDR]",
+	    "send one raw request frame to eml-kms-relay and print the answer frame", verb_relay_send);
