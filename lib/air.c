@@ -1,5 +1,8 @@
 /* air.c: AIR v1 receipts (see air.h): deterministic claims encoding, the fixed COSE_Sign1 profile AIR uses,
- * Ed25519 through OpenSSL EVP, and the four verification layers. */
+ * Ed25519 through OpenSSL EVP, and the four verification layers. The envelope is parsed here rather than by
+ * cose_sign1_decode because AIR must tell BAD_ALG from BAD_CONTENT_TYPE from a decode failure, refuse any
+ * unprotected header and untagged messages, and sign with a content type in the protected header;
+ * lib/cose supplies the Sig_structure. */
 #include "air.h"
 
 #include <ctype.h>
@@ -9,6 +12,7 @@
 #include <string.h>
 
 #include "cbor.h"
+#include "cose.h"
 #include "macro.h"
 #include "util.h"
 
@@ -35,9 +39,7 @@ enum {
 
 #define COSE_HDR_ALG 1
 #define COSE_HDR_CONTENT_TYPE 3
-#define COSE_ALG_EDDSA (-8)
 #define COAP_CT_CWT 61
-#define COSE_TAG_SIGN1 18
 
 const unsigned air_pcr_index[AIR_PCR_SLOTS] = {0, 1, 2, 3, 4, 8};
 static const char *const pcr_names[AIR_PCR_SLOTS] = {"pcr0", "pcr1", "pcr2", "pcr3", "pcr4", "pcr8"};
@@ -137,16 +139,42 @@ int air_public_key(const uint8_t sk[32], uint8_t ret_pk[32]) {
 	return r;
 }
 
-static int ed25519_sign(const uint8_t sk[32], const uint8_t *msg, size_t len, uint8_t sig[64]) {
-	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
+struct air_signer {
+	EVP_PKEY *key;
+	uint8_t pk[32];
+};
+
+int air_signer_new(const uint8_t sk[32], struct air_signer **ret) {
+	struct air_signer *s = calloc(1, sizeof *s);
+	size_t n = 32;
+	if (!s)
+		return -ENOMEM;
+	s->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
+	if (!s->key || EVP_PKEY_get_raw_public_key(s->key, s->pk, &n) != 1 || n != 32) {
+		air_signer_free(s);
+		return -EIO;
+	}
+	*ret = s;
+	return 0;
+}
+
+void air_signer_free(struct air_signer *s) {
+	if (!s)
+		return;
+	EVP_PKEY_free(s->key);
+	free(s);
+}
+
+const uint8_t *air_signer_public_key(const struct air_signer *s) { return s ? s->pk : NULL; }
+
+static int ed25519_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t sig[64]) {
 	EVP_MD_CTX *m = EVP_MD_CTX_new();
 	size_t n = 64;
 	int r = -EIO;
-	if (k && m && EVP_DigestSignInit(m, NULL, NULL, NULL, k) == 1 && EVP_DigestSign(m, sig, &n, msg, len) == 1 &&
+	if (m && EVP_DigestSignInit(m, NULL, NULL, NULL, k) == 1 && EVP_DigestSign(m, sig, &n, msg, len) == 1 &&
 	    n == 64)
 		r = 0;
 	EVP_MD_CTX_free(m);
-	EVP_PKEY_free(k);
 	return r;
 }
 
@@ -168,25 +196,10 @@ out:
 	return r;
 }
 
-/* Sig_structure = ["Signature1", protected, external_aad = h'', payload], written directly. */
+/* Sig_structure = ["Signature1", protected, external_aad = h'', payload] (lib/cose builds it). */
 static int sig_structure(const uint8_t *prot, size_t prot_len, const uint8_t *payload, size_t payload_len,
 			 uint8_t **ret, size_t *ret_len) {
-	uint8_t h1[9], h2[9];
-	size_t n1 = ecbor_write_head(h1, 2, prot_len), n2 = ecbor_write_head(h2, 2, payload_len);
-	size_t total = 1 + 11 + n1 + prot_len + 1 + n2 + payload_len;
-	uint8_t *b = malloc(total), *p = b;
-	if (!b)
-		return -ENOMEM;
-	*p++ = 0x84;
-	memcpy(p, "\x6aSignature1", 11), p += 11;
-	memcpy(p, h1, n1), p += n1;
-	memcpy(p, prot, prot_len), p += prot_len;
-	*p++ = 0x40;
-	memcpy(p, h2, n2), p += n2;
-	memcpy(p, payload, payload_len);
-	*ret = b;
-	*ret_len = total;
-	return 0;
+	return cose_sig_structure(prot, prot_len, (const uint8_t *)"", 0, payload, payload_len, ret, ret_len);
 }
 
 /* ---- build ---------------------------------------------------------------------------------------------- */
@@ -255,13 +268,24 @@ static int claims_payload(const struct air_claims *c, uint8_t **ret, size_t *ret
 }
 
 int air_sign(const struct air_claims *c, const uint8_t sk[32], uint8_t **ret, size_t *ret_len) {
+	struct air_signer *s = NULL;
+	if (!sk)
+		return -EINVAL;
+	int r = air_signer_new(sk, &s);
+	if (r >= 0)
+		r = air_signer_sign(s, c, ret, ret_len);
+	air_signer_free(s);
+	return r;
+}
+
+int air_signer_sign(const struct air_signer *s, const struct air_claims *c, uint8_t **ret, size_t *ret_len) {
 	static const uint8_t prot[] = {0xa2, 0x01, 0x27, 0x03, 0x18, 0x3d}; /* {1: -8, 3: 61}, deterministic */
 	_cleanup_free_ uint8_t *payload = NULL, *tbs = NULL;
 	size_t payload_len, tbs_len;
 	uint8_t sig[64];
 	int r;
 
-	if (!c || !sk || !ret || !ret_len)
+	if (!s || !c || !ret || !ret_len)
 		return -EINVAL;
 	if (!c->iss || !c->model_id || !c->model_version || !c->policy_version || !c->security_mode ||
 	    !known_platform(c->measurement_type) || all_zero(c->model_hash, 32) || all_zero(c->cti, 16) ||
@@ -277,7 +301,7 @@ int air_sign(const struct air_claims *c, const uint8_t sk[32], uint8_t **ret, si
 	r = sig_structure(prot, sizeof prot, payload, payload_len, &tbs, &tbs_len);
 	if (r < 0)
 		return r;
-	r = ed25519_sign(sk, tbs, tbs_len, sig);
+	r = ed25519_sign(s->key, tbs, tbs_len, sig);
 	if (r < 0)
 		return r;
 

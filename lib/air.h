@@ -106,7 +106,17 @@ struct air_claims {
 /* Free the strings and nonce of claims filled by air_verify; NULL fine. */
 void air_claims_done(struct air_claims *c);
 
-/* Build and sign a receipt. sk is the 32-byte Ed25519 private key (seed). Refuses (-EINVAL) claims that would
+/* A loaded Ed25519 signing key. Loading a raw key costs a scalar multiplication (OpenSSL derives the
+ * public key), as much as a signature: an enclave keeps one signer for its per-boot receipt key. */
+struct air_signer;
+int air_signer_new(const uint8_t sk[32], struct air_signer **ret);
+void air_signer_free(struct air_signer *s);
+static inline void air_signer_freep(struct air_signer **s) { air_signer_free(*s); }
+#define _cleanup_air_signer_ __attribute__((cleanup(air_signer_freep)))
+const uint8_t *air_signer_public_key(const struct air_signer *s); /* 32 bytes */
+int air_signer_sign(const struct air_signer *s, const struct air_claims *c, uint8_t **ret, size_t *ret_len);
+
+/* One-shot: air_signer_new + air_signer_sign. sk is the 32-byte Ed25519 private key (seed). Refuses (-EINVAL) claims that would
  * not verify: missing strings, zero model hash, unknown platform or scheme, pcr0..2 absent, pcr8 on TDX. */
 int air_sign(const struct air_claims *c, const uint8_t sk[32], uint8_t **ret, size_t *ret_len);
 

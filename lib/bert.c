@@ -93,8 +93,8 @@ int bert_config_parse(const char *json, size_t len, struct bert_config *ret, cha
 	if (json_object_object_get_ex(root, "layer_norm_eps", &o)) {
 		double e = json_object_get_double(o);
 		if (!(json_object_is_type(o, json_type_double) || json_object_is_type(o, json_type_int)) ||
-		    !(e > 0 && e < 1)) {
-			r = fail(-EBADMSG, err, errsz, "config: layer_norm_eps must be in (0, 1)");
+		    !(e >= 1e-30 && e < 1)) { /* below 1e-30 it would round to 0 (or a denormal) as a float */
+			r = fail(-EBADMSG, err, errsz, "config: layer_norm_eps must be in [1e-30, 1)");
 			goto out;
 		}
 		c.ln_eps = (float)e;
@@ -304,7 +304,7 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	if (maxlen > c->cap_len) {
 		size_t d = cfg->hidden / cfg->heads;
 		free(c->scratch);
-		c->scratch_per_thread = (d + 1) * (maxlen + 8);
+		c->scratch_per_thread = (d + 2) * (maxlen + 8);
 		c->scratch = malloc(c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float));
 		c->cap_len = maxlen;
 		if (!c->scratch) {
@@ -323,53 +323,53 @@ struct job {
 	const size_t *lens, *starts;
 	size_t batch, tokens;
 	const float *ln_g, *ln_b, *ln_src;
+	size_t row_block; /* rows per run_gemm_ln task */
 };
 
-static void run_gemm(void *arg, unsigned tid, unsigned nt) {
+/* Product tasks: blocks of GEMM_MC rows (so a block of activations stays in L2 while panels stream past)
+ * by GEMM_PANELS panels. */
+#define GEMM_MC KERNEL_MC
+#define GEMM_PANELS 2
+
+static void run_gemm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
-	unsigned long p0, p1;
-	threadpool_split((j->g.n + KERNEL_NR - 1) / KERNEL_NR, tid, nt, &p0, &p1);
-	if (p1 > p0) j->c->m->k->gemm(&j->g, p0, p1);
+	size_t panels = (j->g.n + KERNEL_NR - 1) / KERNEL_NR, pt = (panels + GEMM_PANELS - 1) / GEMM_PANELS;
+	size_t mb = task / pt, pb = task % pt;
+	size_t m0 = mb * GEMM_MC, p0 = pb * GEMM_PANELS;
+	j->c->m->k->gemm(&j->g, m0, MIN(m0 + GEMM_MC, j->g.m), p0, MIN(p0 + GEMM_PANELS, panels));
 }
 
-static void run_layernorm(void *arg, unsigned tid, unsigned nt) {
+/* Rows per LayerNorm task; a multiple of KERNEL_MR so row tasks use full register tiles. */
+#define LN_ROWS (KERNEL_MR * 2)
+
+static void run_layernorm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
-	size_t H = j->c->m->cfg.hidden;
-	unsigned long r0, r1;
-	threadpool_split(j->tokens, tid, nt, &r0, &r1);
+	size_t H = j->c->m->cfg.hidden, r0 = task * LN_ROWS, r1 = MIN(r0 + LN_ROWS, j->tokens);
 	kernels_layernorm(j->ln_src + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 
-static void run_embed(void *arg, unsigned tid, unsigned nt) {
+static void run_embed(void *arg, unsigned long s, unsigned tid) {
 	struct job *j = arg;
 	const struct bert_model *m = j->c->m;
 	size_t H = m->cfg.hidden;
-	unsigned long s0, s1;
-	threadpool_split(j->batch, tid, nt, &s0, &s1);
-	for (size_t s = s0; s < s1; s++)
-		for (size_t t = 0; t < j->lens[s]; t++) {
-			float *x = j->c->x + (j->starts[s] + t) * H;
-			const float *w = m->word + (size_t)j->ids[s][t] * H, *p = m->pos + t * H;
-			for (size_t h = 0; h < H; h++) x[h] = w[h] + p[h] + m->type[h];
-			kernels_layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
-		}
+	for (size_t t = 0; t < j->lens[s]; t++) {
+		float *x = j->c->x + (j->starts[s] + t) * H;
+		const float *w = m->word + (size_t)j->ids[s][t] * H, *p = m->pos + t * H;
+		for (size_t h = 0; h < H; h++) x[h] = w[h] + p[h] + m->type[h];
+		kernels_layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
+	}
 }
 
-static void run_attention(void *arg, unsigned tid, unsigned nt) {
+/* One (sequence, head) pair per task. */
+static void run_attention(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	const struct bert_config *cfg = &j->c->m->cfg;
 	size_t H = cfg->hidden, d = H / cfg->heads;
 	float *scratch = j->c->scratch + tid * j->c->scratch_per_thread;
-	float scale = 1.0f / sqrtf((float)d);
-	unsigned long t0, t1;
-	/* (sequence, head) pairs; long sequences cost more, but heads of one sequence spread over threads. */
-	threadpool_split(j->batch * cfg->heads, tid, nt, &t0, &t1);
-	for (size_t t = t0; t < t1; t++) {
-		size_t s = t / cfg->heads, h = t % cfg->heads;
-		const float *q = j->c->qkv + j->starts[s] * 3 * H + h * d;
-		j->c->m->k->attention(q, q + H, q + 2 * H, 3 * H, j->lens[s], d, scale,
-				      j->c->att + j->starts[s] * H + h * d, H, scratch);
-	}
+	size_t s = task / cfg->heads, h = task % cfg->heads;
+	const float *q = j->c->qkv + j->starts[s] * 3 * H + h * d;
+	j->c->m->k->attention(q, q + H, q + 2 * H, 3 * H, j->lens[s], d, 1.0f / sqrtf((float)d),
+			      j->c->att + j->starts[s] * H + h * d, H, scratch);
 }
 
 static void gemm(struct job *j, const float *a, size_t lda, const struct linear *l, const float *res, float *out,
@@ -378,7 +378,42 @@ static void gemm(struct job *j, const float *a, size_t lda, const struct linear 
 		.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = res, .ldr = l->n,
 		.c = out, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = act,
 	};
-	threadpool_run(j->c->pool, run_gemm, j);
+	size_t panels = (l->n + KERNEL_NR - 1) / KERNEL_NR;
+	threadpool_run(j->c->pool, run_gemm, j,
+		       ((j->tokens + GEMM_MC - 1) / GEMM_MC) * ((panels + GEMM_PANELS - 1) / GEMM_PANELS));
+}
+
+/* Whole rows per task: the product for a block of rows, then their residual LayerNorm into x, in one pass. */
+static void run_gemm_ln(void *arg, unsigned long task, unsigned tid) {
+	struct job *j = arg;
+	size_t H = j->c->m->cfg.hidden, r0 = task * j->row_block, r1 = MIN(r0 + j->row_block, j->tokens);
+	j->c->m->k->gemm(&j->g, r0, r1, 0, (j->g.n + KERNEL_NR - 1) / KERNEL_NR);
+	kernels_layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
+}
+
+/* x = LayerNorm(a lᵀ + bias + x). The product goes to a scratch buffer (it accumulates in its output across
+ * K blocks, so it cannot overwrite its own residual). With enough rows for every thread, each task owns
+ * whole rows and normalises them right away (one pass, no extra synchronisation); with few rows the
+ * product is split by columns instead and LayerNorm follows as its own pass. */
+static void gemm_residual_ln(struct job *j, const float *a, size_t lda, const struct linear *l, float *tmp,
+			     const float *gamma, const float *beta) {
+	struct bert_ctx *c = j->c;
+	size_t nt = threadpool_size(c->pool), tasks = (j->tokens + LN_ROWS - 1) / LN_ROWS;
+	j->ln_g = gamma, j->ln_b = beta, j->ln_src = tmp;
+	if (tasks >= 4 * nt) {
+		/* About four blocks per thread (balance), of at most KERNEL_MC rows (weights reused across rows). */
+		size_t rb = (j->tokens + 4 * nt - 1) / (4 * nt);
+		j->row_block = MIN((rb + KERNEL_MR - 1) / KERNEL_MR * KERNEL_MR, (size_t)KERNEL_MC);
+		tasks = (j->tokens + j->row_block - 1) / j->row_block;
+		j->g = (struct gemm_args){
+			.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = c->x, .ldr = l->n,
+			.c = tmp, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = ACT_NONE,
+		};
+		threadpool_run(c->pool, run_gemm_ln, j, tasks);
+		return;
+	}
+	gemm(j, a, lda, l, c->x, tmp, ACT_NONE);
+	threadpool_run(c->pool, run_layernorm, j, tasks);
 }
 
 int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *lens, size_t batch, float *ret) {
@@ -401,21 +436,15 @@ int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *len
 	for (size_t s = 0, at = 0; s < batch; at += lens[s], s++) starts[s] = at;
 
 	struct job j = {.c = c, .ids = ids, .lens = lens, .starts = starts, .batch = batch, .tokens = tokens};
-	threadpool_run(c->pool, run_embed, &j);
+	threadpool_run(c->pool, run_embed, &j, batch);
 	for (unsigned li = 0; li < cfg->layers; li++) {
 		const struct layer *l = &m->layer[li];
 		gemm(&j, c->x, H, &l->qkv, NULL, c->qkv, ACT_NONE);
-		threadpool_run(c->pool, run_attention, &j);
-		/* Output projection with the residual folded into its epilogue (into the free qkv buffer: the
-		 * product accumulates in its output across K blocks, so it cannot overwrite its residual), then
-		 * LayerNorm back into x. */
-		gemm(&j, c->att, H, &l->out, c->x, c->qkv, ACT_NONE);
-		j.ln_g = l->ln1_g, j.ln_b = l->ln1_b, j.ln_src = c->qkv;
-		threadpool_run(c->pool, run_layernorm, &j);
+		threadpool_run(c->pool, run_attention, &j, batch * cfg->heads);
+		/* The qkv buffer is free after attention: it takes the projections before their LayerNorm. */
+		gemm_residual_ln(&j, c->att, H, &l->out, c->qkv, l->ln1_g, l->ln1_b);
 		gemm(&j, c->x, H, &l->up, NULL, c->mid, ACT_GELU);
-		gemm(&j, c->mid, I, &l->down, c->x, c->qkv, ACT_NONE);
-		j.ln_g = l->ln2_g, j.ln_b = l->ln2_b, j.ln_src = c->qkv;
-		threadpool_run(c->pool, run_layernorm, &j);
+		gemm_residual_ln(&j, c->mid, I, &l->down, c->qkv, l->ln2_g, l->ln2_b);
 	}
 	/* Mean pooling over each sequence's tokens, then L2 normalisation (in double: it is cheap here). */
 	for (size_t s = 0; s < batch; s++) {

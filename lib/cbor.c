@@ -361,6 +361,8 @@ int ecbor_validate(const uint8_t *buf, size_t len, const struct ecbor_limits *li
 		return -EINVAL;
 	if (len > lim->max_size)
 		return -EMSGSIZE;
+	if (!buf)
+		buf = (const uint8_t *)""; /* NULL + 0 is undefined behaviour; an empty input is still truncated */
 	struct walk w = {.p = buf, .end = buf + len, .lim = lim};
 	int r = walk_item(&w, 0, NULL, NULL);
 	if (r < 0)
@@ -824,8 +826,13 @@ int ecbor_get_int(const cbor_item_t *item, int64_t *ret) {
 	return 0;
 }
 
+/* libcbor's cbor_is_bool/cbor_is_null assert (abort) when given a float: only ask them about simple values. */
+static bool is_ctrl(const cbor_item_t *item) {
+	return item && cbor_isa_float_ctrl(item) && cbor_float_get_width(item) == CBOR_FLOAT_0;
+}
+
 int ecbor_get_bool(const cbor_item_t *item, bool *ret) {
-	if (!item || !cbor_is_bool(item))
+	if (!is_ctrl(item) || !cbor_is_bool(item))
 		return -EMEDIUMTYPE;
 	*ret = cbor_get_bool(item);
 	return 0;
@@ -874,7 +881,7 @@ int ecbor_get_tstr_dup(const cbor_item_t *item, char **ret) {
 	return 0;
 }
 
-bool ecbor_is_null(const cbor_item_t *item) { return item && cbor_is_null(item); }
+bool ecbor_is_null(const cbor_item_t *item) { return is_ctrl(item) && cbor_is_null(item); }
 
 bool ecbor_tstr_equal(const cbor_item_t *item, const char *s) {
 	const char *t;

@@ -142,7 +142,7 @@ int cose_sign1_decode(const uint8_t *msg, size_t len, CoseSign1 **ret) {
 	if (!cbor_isa_array(arr) || cbor_array_size(arr) != 4) goto done;
 	cbor_item_t **a = cbor_array_handle(arr);
 	if (!cbor_isa_bytestring(a[0]) || !cbor_isa_map(a[1]) || !cbor_isa_bytestring(a[3])) goto done;
-	if (!(cbor_isa_bytestring(a[2]) || cbor_is_null(a[2]))) goto done;
+	if (!(cbor_isa_bytestring(a[2]) || ecbor_is_null(a[2]))) goto done;
 	/* alg (1) and crit (2) belong in the protected bucket only */
 	for (size_t i = 0; i < cbor_map_size(a[1]); i++) {
 		int64_t label;

@@ -17,19 +17,23 @@
 
 static const uint8_t eif_magic[4] = {'.', 'e', 'i', 'f'};
 
+/* The byte-at-a-time table of the reflected polynomial 0xEDB88320, computed by the compiler: constant data, no
+ * initialisation step, no mutable global. */
+#define CRC_BIT(c) (((c) >> 1) ^ (((c) & 1u) ? 0xEDB88320u : 0u))
+#define CRC_BYTE(c) CRC_BIT(CRC_BIT(CRC_BIT(CRC_BIT(CRC_BIT(CRC_BIT(CRC_BIT(CRC_BIT((uint32_t)(c)))))))))
+#define CRC_2(n) CRC_BYTE(n), CRC_BYTE((n) + 1)
+#define CRC_4(n) CRC_2(n), CRC_2((n) + 2)
+#define CRC_8(n) CRC_4(n), CRC_4((n) + 4)
+#define CRC_16(n) CRC_8(n), CRC_8((n) + 8)
+#define CRC_32(n) CRC_16(n), CRC_16((n) + 16)
+#define CRC_64(n) CRC_32(n), CRC_32((n) + 32)
+#define CRC_128(n) CRC_64(n), CRC_64((n) + 64)
+static const uint32_t crc_table[256] = {CRC_128(0), CRC_128(128)};
+
 uint32_t eif_crc32(uint32_t crc, const void *data, size_t len) {
-	/* Reflected polynomial 0xEDB88320, four bits at a time: a 16-entry constant table, no init step. */
-	static const uint32_t nibble[16] = {
-		0x00000000, 0x1DB71064, 0x3B6E20C8, 0x26D930AC, 0x76DC4190, 0x6B6B51F4, 0x4DB26158, 0x5005713C,
-		0xEDB88320, 0xF00F9344, 0xD6D6A3E8, 0xCB61B38C, 0x9B64C2B0, 0x86D3D2D4, 0xA00AE278, 0xBDBDF21C,
-	};
 	const uint8_t *p = data;
 	crc = ~crc;
-	for (size_t i = 0; i < len; i++) {
-		crc ^= p[i];
-		crc = (crc >> 4) ^ nibble[crc & 15];
-		crc = (crc >> 4) ^ nibble[crc & 15];
-	}
+	for (size_t i = 0; i < len; i++) crc = (crc >> 8) ^ crc_table[(crc ^ p[i]) & 0xFF];
 	return ~crc;
 }
 
@@ -88,10 +92,11 @@ static int measure_init(struct measure *m) {
 	return 0;
 }
 
-/* ramdisk_index: -1 for kernel/cmdline. */
+/* ramdisk_index: -1 for kernel/cmdline. PCR1's data is a prefix of PCR0's (kernel, cmdline, first ramdisk), so
+ * it is not hashed twice: PCR1 is a snapshot of PCR0's state taken after the first ramdisk. */
 static int measure_section(struct measure *m, int ramdisk_index, const uint8_t *data, size_t len) {
 	if (!EVP_DigestUpdate(m->pcr0, data, len)) return -EIO;
-	if (ramdisk_index <= 0 && !EVP_DigestUpdate(m->pcr1, data, len)) return -EIO;
+	if (ramdisk_index == 0 && !EVP_MD_CTX_copy_ex(m->pcr1, m->pcr0)) return -EIO;
 	if (ramdisk_index > 0 && !EVP_DigestUpdate(m->pcr2, data, len)) return -EIO;
 	return 0;
 }
@@ -278,6 +283,8 @@ int eif_parse(const uint8_t *data, size_t len, struct eif_info *ret, const char 
 		pos += EIF_SECTION_HEADER_SIZE;
 		if (size > len - pos) FAIL(-EBADMSG, "section runs past the end of the image");
 		const uint8_t *body = data + pos;
+		info.section_types[i] = type;
+		info.section_sizes[i] = size;
 		crc = eif_crc32(crc, sh, EIF_SECTION_HEADER_SIZE);
 		crc = eif_crc32(crc, body, (size_t)size);
 		pos += (size_t)size;
@@ -327,7 +334,16 @@ done:
 	return r;
 }
 
-int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_error) {
+static char *dup_bytes(const uint8_t *p, size_t len) {
+	char *s = malloc(len + 1);
+	if (!s) return NULL;
+	if (len) memcpy(s, p, len);
+	s[len] = 0;
+	return s;
+}
+
+int eif_describe_file(const char *path, struct eif_info *ret, char **ret_cmdline, char **ret_metadata,
+		      const char **ret_error) {
 	if (!path || !ret) return -EINVAL;
 	struct mapped map;
 	int r = map_file(path, &map);
@@ -337,12 +353,34 @@ int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_er
 	}
 	static const uint8_t empty[1];
 	r = eif_parse(map.data ? map.data : empty, map.len, ret, ret_error);
+	char *cmdline = NULL, *metadata = NULL;
+	if (r == 0 && ret_cmdline && ret->cmdline && !(cmdline = dup_bytes(ret->cmdline, ret->cmdline_len))) r = -ENOMEM;
+	if (r == 0 && ret_metadata && ret->metadata && !(metadata = dup_bytes(ret->metadata, ret->metadata_len)))
+		r = -ENOMEM;
 	unmap(&map);
-	if (r == 0) {
-		ret->cmdline = ret->metadata = NULL;
-		ret->cmdline_len = ret->metadata_len = 0;
+	if (r < 0) {
+		free(cmdline);
+		free(metadata);
+		return r;
 	}
-	return r;
+	ret->cmdline = ret->metadata = NULL;
+	ret->cmdline_len = ret->metadata_len = 0;
+	if (ret_cmdline) *ret_cmdline = cmdline;
+	if (ret_metadata) *ret_metadata = metadata;
+	return 0;
+}
+
+int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_error) {
+	return eif_describe_file(path, ret, NULL, NULL, ret_error);
+}
+
+const char *eif_section_type_to_string(uint16_t type) {
+	static const char *const names[] = {
+		[EIF_SECTION_KERNEL] = "kernel",       [EIF_SECTION_CMDLINE] = "cmdline",
+		[EIF_SECTION_RAMDISK] = "ramdisk",     [EIF_SECTION_SIGNATURE] = "signature",
+		[EIF_SECTION_METADATA] = "metadata",
+	};
+	return type < ARRAY_SIZE(names) ? names[type] : NULL;
 }
 
 int eif_pcrs_json(const struct eif_pcrs *pcrs, char **ret) {

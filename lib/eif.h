@@ -60,6 +60,8 @@ struct eif_info {
 	size_t n_ramdisks;
 	uint32_t crc32;
 	bool has_signature;
+	uint16_t section_types[EIF_MAX_SECTIONS]; /* enum eif_section_type, file order */
+	uint64_t section_sizes[EIF_MAX_SECTIONS];
 	const uint8_t *cmdline, *metadata; /* point into the parsed buffer (NULL/0 when absent) */
 	size_t cmdline_len, metadata_len;
 	struct eif_pcrs pcrs;
@@ -79,6 +81,13 @@ int eif_build(const struct eif_build_input *in, int out_fd, struct eif_pcrs *ret
 int eif_parse(const uint8_t *data, size_t len, struct eif_info *ret, const char **ret_error);
 /* Same on a file (mapped read-only). ret->cmdline and ->metadata are NULL after return (the map is gone). */
 int eif_measure_file(const char *path, struct eif_info *ret, const char **ret_error);
+/* Same, keeping copies of the cmdline and metadata (NUL-terminated, malloc'ed, NULL when absent; caller frees
+ * both). */
+int eif_describe_file(const char *path, struct eif_info *ret, char **ret_cmdline, char **ret_metadata,
+		      const char **ret_error);
+
+/* "kernel", "cmdline", "ramdisk", "signature", "metadata" or NULL. */
+const char *eif_section_type_to_string(uint16_t type);
 
 /* nitro-cli's shape: {"Measurements":{"HashAlgorithm":"Sha384 { ... }","PCR0":hex,"PCR1":hex,"PCR2":hex}}
  * pretty-printed with a final newline. Caller frees. */

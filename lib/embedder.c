@@ -41,11 +41,12 @@ int embedder_load_mem(const char *config, size_t config_len, const char *vocab, 
 	struct safetensors *st;
 	int r = tokenizer_new(vocab, vocab_len, &tok, err, errsz);
 	if (r < 0) return r;
-	if ((r = safetensors_parse(safetensors, st_len, 0, &st, err, errsz)) < 0) {
+	if ((r = safetensors_parse(safetensors, st_len, flags & EMBEDDER_LOAD_DISCARD ? SAFETENSORS_DISCARD : 0, &st,
+				   err, errsz)) < 0) {
 		tokenizer_free(tok);
 		return r;
 	}
-	r = load(config, config_len, tok, st, flags, ret, err, errsz);
+	r = load(config, config_len, tok, st, flags & ~EMBEDDER_LOAD_DISCARD, ret, err, errsz);
 	safetensors_free(st);
 	return r;
 }

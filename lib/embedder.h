@@ -12,6 +12,10 @@
 #include "tokenizer.h"
 
 #define EMBEDDER_MAX_MODEL_BYTES (8ull << 30)
+/* embedder_load_mem flag: the safetensors buffer is private anonymous memory (mmap) the caller gives up; its
+ * pages are dropped as weights are copied (SAFETENSORS_DISCARD), so the weights are never resident twice. The
+ * buffer reads as zeros afterwards. Kept apart from the BERT_LOAD_* bits. */
+#define EMBEDDER_LOAD_DISCARD (1u << 16)
 
 struct embedder {
 	struct tokenizer *tok;

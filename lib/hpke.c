@@ -56,35 +56,33 @@ out:
 	return r;
 }
 
+/* A labeled HKDF: an HMAC-SHA256 template (borrowed) and the suite id its labels carry. */
 struct kdf {
 	EVP_MAC_CTX *mac;
 	uint8_t suite_id[10];
 	size_t suite_len;
 };
 
-static int kdf_init(struct kdf *k, const uint8_t *suite_id, size_t suite_len) {
+/* Fetching the HMAC implementation costs more than an HMAC; do it once per setup and duplicate. */
+static EVP_MAC_CTX *hmac_sha256_new(void) {
 	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
 	if (!mac)
-		return -EIO;
-	k->mac = EVP_MAC_CTX_new(mac);
+		return NULL;
+	EVP_MAC_CTX *c = EVP_MAC_CTX_new(mac);
 	EVP_MAC_free(mac);
-	if (!k->mac)
-		return -ENOMEM;
 	OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA256", 0),
 			       OSSL_PARAM_construct_end()};
-	if (!EVP_MAC_CTX_set_params(k->mac, params)) {
-		EVP_MAC_CTX_free(k->mac);
-		k->mac = NULL;
-		return -EIO;
+	if (c && !EVP_MAC_CTX_set_params(c, params)) {
+		EVP_MAC_CTX_free(c);
+		return NULL;
 	}
-	memcpy(k->suite_id, suite_id, suite_len);
-	k->suite_len = suite_len;
-	return 0;
+	return c;
 }
 
-static void kdf_done(struct kdf *k) {
-	EVP_MAC_CTX_free(k->mac);
-	k->mac = NULL;
+static void kdf_set(struct kdf *k, EVP_MAC_CTX *mac, const uint8_t *suite_id, size_t suite_len) {
+	k->mac = mac;
+	memcpy(k->suite_id, suite_id, suite_len);
+	k->suite_len = suite_len;
 }
 
 static void kdf_suite_kem(uint8_t out[5]) { memcpy(out, "KEM\x00\x20", 5); }
@@ -131,12 +129,44 @@ static int kdf_expand(const struct kdf *k, const uint8_t prk[NH], const char *la
 
 /* ---- X25519 ------------------------------------------------------------------------------------------- */
 
-int hpke_public_key(const uint8_t sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]) {
+struct hpke_key {
+	EVP_PKEY *pkey;
+	uint8_t pk[HPKE_KEY_LEN];
+};
+
+/* Loading a raw private key costs a scalar multiplication (OpenSSL derives the public key), so callers keep
+ * the EVP_PKEY rather than reloading it for each DH. */
+static int x25519_load(const uint8_t sk[HPKE_KEY_LEN], EVP_PKEY **ret, uint8_t ret_pk[HPKE_KEY_LEN]) {
 	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, HPKE_KEY_LEN);
 	size_t n = HPKE_KEY_LEN;
 	if (!k)
 		return -EIO;
-	int r = EVP_PKEY_get_raw_public_key(k, ret_pk, &n) && n == HPKE_KEY_LEN ? 0 : -EIO;
+	if (EVP_PKEY_get_raw_public_key(k, ret_pk, &n) != 1 || n != HPKE_KEY_LEN) {
+		EVP_PKEY_free(k);
+		return -EIO;
+	}
+	*ret = k;
+	return 0;
+}
+
+static int x25519_generate(EVP_PKEY **ret, uint8_t ret_pk[HPKE_KEY_LEN]) {
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, NULL);
+	EVP_PKEY *k = NULL;
+	size_t n = HPKE_KEY_LEN;
+	int r = -EIO;
+	if (c && EVP_PKEY_keygen_init(c) == 1 && EVP_PKEY_keygen(c, &k) == 1 &&
+	    EVP_PKEY_get_raw_public_key(k, ret_pk, &n) == 1 && n == HPKE_KEY_LEN) {
+		*ret = TAKE_PTR(k);
+		r = 0;
+	}
+	EVP_PKEY_free(k);
+	EVP_PKEY_CTX_free(c);
+	return r;
+}
+
+int hpke_public_key(const uint8_t sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]) {
+	EVP_PKEY *k = NULL;
+	int r = x25519_load(sk, &k, ret_pk);
 	EVP_PKEY_free(k);
 	return r;
 }
@@ -147,35 +177,73 @@ int hpke_generate_key_pair(uint8_t ret_sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY
 	return hpke_public_key(ret_sk, ret_pk);
 }
 
-int hpke_derive_key_pair(const uint8_t *ikm, size_t ikm_len, uint8_t ret_sk[HPKE_KEY_LEN],
-			 uint8_t ret_pk[HPKE_KEY_LEN]) {
+/* DeriveKeyPair's private half only. */
+static int derive_sk(EVP_MAC_CTX *mac, const uint8_t *ikm, size_t ikm_len, uint8_t ret_sk[HPKE_KEY_LEN]) {
 	uint8_t suite[5], prk[NH];
 	struct kdf k;
-	int r;
-	if (!ikm && ikm_len)
-		return -EINVAL;
 	kdf_suite_kem(suite);
-	r = kdf_init(&k, suite, sizeof suite);
-	if (r < 0)
-		return r;
-	r = labeled_extract(&k, NULL, 0, "dkp_prk", ikm, ikm_len, prk);
+	kdf_set(&k, mac, suite, sizeof suite);
+	int r = labeled_extract(&k, NULL, 0, "dkp_prk", ikm, ikm_len, prk);
 	if (r >= 0)
 		r = kdf_expand(&k, prk, "sk", NULL, 0, ret_sk, HPKE_KEY_LEN);
-	if (r >= 0)
-		r = hpke_public_key(ret_sk, ret_pk);
 	wipe(prk, sizeof prk);
-	kdf_done(&k);
 	return r;
 }
 
-static int dh(const uint8_t sk[HPKE_KEY_LEN], const uint8_t pk[HPKE_KEY_LEN], uint8_t out[HPKE_KEY_LEN]) {
+int hpke_derive_key_pair(const uint8_t *ikm, size_t ikm_len, uint8_t ret_sk[HPKE_KEY_LEN],
+			 uint8_t ret_pk[HPKE_KEY_LEN]) {
+	if (!ikm && ikm_len)
+		return -EINVAL;
+	EVP_MAC_CTX *mac = hmac_sha256_new();
+	if (!mac)
+		return -ENOMEM;
+	int r = derive_sk(mac, ikm, ikm_len, ret_sk);
+	EVP_MAC_CTX_free(mac);
+	return r < 0 ? r : hpke_public_key(ret_sk, ret_pk);
+}
+
+int hpke_key_from_private(const uint8_t sk[HPKE_KEY_LEN], struct hpke_key **ret) {
+	struct hpke_key *k = calloc(1, sizeof *k);
+	if (!k)
+		return -ENOMEM;
+	int r = x25519_load(sk, &k->pkey, k->pk);
+	if (r < 0) {
+		free(k);
+		return r;
+	}
+	*ret = k;
+	return 0;
+}
+
+int hpke_key_generate(struct hpke_key **ret) {
+	struct hpke_key *k = calloc(1, sizeof *k);
+	if (!k)
+		return -ENOMEM;
+	int r = x25519_generate(&k->pkey, k->pk);
+	if (r < 0) {
+		free(k);
+		return r;
+	}
+	*ret = k;
+	return 0;
+}
+
+const uint8_t *hpke_key_public(const struct hpke_key *k) { return k ? k->pk : NULL; }
+
+void hpke_key_free(struct hpke_key *k) {
+	if (!k)
+		return;
+	EVP_PKEY_free(k->pkey); /* OpenSSL clears private key material on free */
+	free(k);
+}
+
+static int dh(EVP_PKEY *priv, const uint8_t pk[HPKE_KEY_LEN], uint8_t out[HPKE_KEY_LEN]) {
 	static const uint8_t zero[HPKE_KEY_LEN];
-	EVP_PKEY *priv = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, HPKE_KEY_LEN);
 	EVP_PKEY *peer = EVP_PKEY_new_raw_public_key(EVP_PKEY_X25519, NULL, pk, HPKE_KEY_LEN);
-	EVP_PKEY_CTX *c = priv ? EVP_PKEY_CTX_new(priv, NULL) : NULL;
+	EVP_PKEY_CTX *c = peer ? EVP_PKEY_CTX_new(priv, NULL) : NULL;
 	size_t n = HPKE_KEY_LEN;
 	int r = -EIO;
-	if (!priv || !peer || !c)
+	if (!peer || !c)
 		goto out;
 	if (EVP_PKEY_derive_init(c) != 1 || EVP_PKEY_derive_set_peer(c, peer) != 1)
 		goto out;
@@ -187,25 +255,21 @@ static int dh(const uint8_t sk[HPKE_KEY_LEN], const uint8_t pk[HPKE_KEY_LEN], ui
 	r = CRYPTO_memcmp(out, zero, HPKE_KEY_LEN) == 0 ? -EKEYREJECTED : 0;
 out:
 	EVP_PKEY_CTX_free(c);
-	EVP_PKEY_free(priv);
 	EVP_PKEY_free(peer);
 	return r;
 }
 
 /* ExtractAndExpand(dh, kem_context) -> shared_secret */
-static int kem_shared_secret(const uint8_t *dhv, size_t dh_len, const uint8_t *kem_ctx, size_t kem_ctx_len,
-			     uint8_t out[NH]) {
+static int kem_shared_secret(EVP_MAC_CTX *mac, const uint8_t *dhv, size_t dh_len, const uint8_t *kem_ctx,
+			     size_t kem_ctx_len, uint8_t out[NH]) {
 	uint8_t suite[5], prk[NH];
 	struct kdf k;
 	kdf_suite_kem(suite);
-	int r = kdf_init(&k, suite, sizeof suite);
-	if (r < 0)
-		return r;
-	r = labeled_extract(&k, NULL, 0, "eae_prk", dhv, dh_len, prk);
+	kdf_set(&k, mac, suite, sizeof suite);
+	int r = labeled_extract(&k, NULL, 0, "eae_prk", dhv, dh_len, prk);
 	if (r >= 0)
 		r = kdf_expand(&k, prk, "shared_secret", kem_ctx, kem_ctx_len, out, NH);
 	wipe(prk, sizeof prk);
-	kdf_done(&k);
 	return r;
 }
 
@@ -287,8 +351,9 @@ static int verify_psk_inputs(const struct hpke_params *p) {
 	return -EINVAL;
 }
 
+/* On success the context takes over *mac (kept for Export). */
 static int key_schedule(const struct hpke_params *p, bool sender, const uint8_t shared_secret[NH],
-			struct hpke_ctx **ret) {
+			EVP_MAC_CTX **mac, struct hpke_ctx **ret) {
 	uint8_t suite[10], ksc[1 + 2 * NH], secret[NH];
 	struct kdf k;
 	int nk = hpke_aead_key_len(p->aead);
@@ -296,9 +361,7 @@ static int key_schedule(const struct hpke_params *p, bool sender, const uint8_t 
 	if (nk < 0)
 		return nk;
 	kdf_suite_hpke(suite, p->aead);
-	r = kdf_init(&k, suite, sizeof suite);
-	if (r < 0)
-		return r;
+	kdf_set(&k, *mac, suite, sizeof suite);
 	struct hpke_ctx *c = calloc(1, sizeof *c);
 	if (!c) {
 		r = -ENOMEM;
@@ -321,14 +384,12 @@ static int key_schedule(const struct hpke_params *p, bool sender, const uint8_t 
 	if (r >= 0)
 		r = ctx_key_cipher(c);
 	if (r >= 0) {
-		/* Keep the HMAC template (and its suite id) for Export. */
-		c->mac = TAKE_PTR(k.mac);
+		c->mac = TAKE_PTR(*mac);
 		*ret = TAKE_PTR(c);
 	}
 out:
 	hpke_ctx_free(c);
 	wipe(secret, sizeof secret);
-	kdf_done(&k);
 	return r;
 }
 
@@ -338,6 +399,8 @@ static int setup_s(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY_LEN]
 		   size_t ikm_e_len, uint8_t ret_enc[HPKE_KEY_LEN], struct hpke_ctx **ret) {
 	uint8_t sk_e[HPKE_KEY_LEN], pk_e[HPKE_KEY_LEN], dhv[2 * HPKE_KEY_LEN], kem_ctx[3 * HPKE_KEY_LEN], ss[NH];
 	size_t dh_len = HPKE_KEY_LEN, kem_len = 2 * HPKE_KEY_LEN;
+	EVP_PKEY *e = NULL, *snd = NULL;
+	EVP_MAC_CTX *mac = NULL;
 	int r;
 
 	if (!p || !pk_r || !ret_enc || !ret)
@@ -347,28 +410,39 @@ static int setup_s(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY_LEN]
 		return r;
 	if (hpke_aead_key_len(p->aead) < 0 || (auth_mode(p->mode) && !p->sk_s))
 		return -EINVAL;
-	r = ikm_e ? hpke_derive_key_pair(ikm_e, ikm_e_len, sk_e, pk_e) : hpke_generate_key_pair(sk_e, pk_e);
+	mac = hmac_sha256_new();
+	if (!mac)
+		return -ENOMEM;
+	if (ikm_e) {
+		r = derive_sk(mac, ikm_e, ikm_e_len, sk_e);
+		if (r >= 0)
+			r = x25519_load(sk_e, &e, pk_e);
+	} else
+		r = x25519_generate(&e, pk_e);
 	if (r < 0)
 		goto out;
-	r = dh(sk_e, pk_r, dhv);
+	r = dh(e, pk_r, dhv);
 	if (r < 0)
 		goto out;
 	memcpy(kem_ctx, pk_e, HPKE_KEY_LEN);
 	memcpy(kem_ctx + HPKE_KEY_LEN, pk_r, HPKE_KEY_LEN);
 	if (auth_mode(p->mode)) {
-		r = dh(p->sk_s, pk_r, dhv + HPKE_KEY_LEN);
+		r = x25519_load(p->sk_s, &snd, kem_ctx + 2 * HPKE_KEY_LEN);
 		if (r >= 0)
-			r = hpke_public_key(p->sk_s, kem_ctx + 2 * HPKE_KEY_LEN);
+			r = dh(snd, pk_r, dhv + HPKE_KEY_LEN);
 		if (r < 0)
 			goto out;
 		dh_len += HPKE_KEY_LEN, kem_len += HPKE_KEY_LEN;
 	}
-	r = kem_shared_secret(dhv, dh_len, kem_ctx, kem_len, ss);
+	r = kem_shared_secret(mac, dhv, dh_len, kem_ctx, kem_len, ss);
 	if (r >= 0)
-		r = key_schedule(p, true, ss, ret);
+		r = key_schedule(p, true, ss, &mac, ret);
 	if (r >= 0)
 		memcpy(ret_enc, pk_e, HPKE_KEY_LEN);
 out:
+	EVP_PKEY_free(e);
+	EVP_PKEY_free(snd);
+	EVP_MAC_CTX_free(mac);
 	wipe(sk_e, sizeof sk_e);
 	wipe(dhv, sizeof dhv);
 	wipe(ss, sizeof ss);
@@ -387,39 +461,54 @@ int hpke_setup_s_derand(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY
 	return setup_s(p, pk_r, ikm_e, ikm_e_len, ret_enc, ret);
 }
 
-int hpke_setup_r(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], const uint8_t sk_r[HPKE_KEY_LEN],
-		 struct hpke_ctx **ret) {
+int hpke_setup_r_key(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], const struct hpke_key *key_r,
+		     struct hpke_ctx **ret) {
 	uint8_t dhv[2 * HPKE_KEY_LEN], kem_ctx[3 * HPKE_KEY_LEN], ss[NH];
 	size_t dh_len = HPKE_KEY_LEN, kem_len = 2 * HPKE_KEY_LEN;
+	EVP_MAC_CTX *mac = NULL;
 	int r;
 
-	if (!p || !enc || !sk_r || !ret)
+	if (!p || !enc || !key_r || !ret)
 		return -EINVAL;
 	r = verify_psk_inputs(p);
 	if (r < 0)
 		return r;
 	if (hpke_aead_key_len(p->aead) < 0 || (auth_mode(p->mode) && !p->pk_s))
 		return -EINVAL;
-	r = dh(sk_r, enc, dhv);
+	mac = hmac_sha256_new();
+	if (!mac)
+		return -ENOMEM;
+	r = dh(key_r->pkey, enc, dhv);
 	if (r < 0)
 		goto out;
 	memcpy(kem_ctx, enc, HPKE_KEY_LEN);
-	r = hpke_public_key(sk_r, kem_ctx + HPKE_KEY_LEN);
-	if (r < 0)
-		goto out;
+	memcpy(kem_ctx + HPKE_KEY_LEN, key_r->pk, HPKE_KEY_LEN);
 	if (auth_mode(p->mode)) {
-		r = dh(sk_r, p->pk_s, dhv + HPKE_KEY_LEN);
+		r = dh(key_r->pkey, p->pk_s, dhv + HPKE_KEY_LEN);
 		if (r < 0)
 			goto out;
 		memcpy(kem_ctx + 2 * HPKE_KEY_LEN, p->pk_s, HPKE_KEY_LEN);
 		dh_len += HPKE_KEY_LEN, kem_len += HPKE_KEY_LEN;
 	}
-	r = kem_shared_secret(dhv, dh_len, kem_ctx, kem_len, ss);
+	r = kem_shared_secret(mac, dhv, dh_len, kem_ctx, kem_len, ss);
 	if (r >= 0)
-		r = key_schedule(p, false, ss, ret);
+		r = key_schedule(p, false, ss, &mac, ret);
 out:
+	EVP_MAC_CTX_free(mac);
 	wipe(dhv, sizeof dhv);
 	wipe(ss, sizeof ss);
+	return r;
+}
+
+int hpke_setup_r(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], const uint8_t sk_r[HPKE_KEY_LEN],
+		 struct hpke_ctx **ret) {
+	struct hpke_key *k = NULL;
+	if (!sk_r)
+		return -EINVAL;
+	int r = hpke_key_from_private(sk_r, &k);
+	if (r >= 0)
+		r = hpke_setup_r_key(p, enc, k, ret);
+	hpke_key_free(k);
 	return r;
 }
 

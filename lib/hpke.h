@@ -66,6 +66,16 @@ int hpke_derive_key_pair(const uint8_t *ikm, size_t ikm_len, uint8_t ret_sk[HPKE
 /* Public key of a private key. */
 int hpke_public_key(const uint8_t sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]);
 
+/* A loaded X25519 private key. Loading costs a scalar multiplication, so a recipient that keeps its key
+ * loaded (hpke_setup_r_key) does one instead of two per setup. The public key is computed once. */
+struct hpke_key;
+int hpke_key_generate(struct hpke_key **ret);
+int hpke_key_from_private(const uint8_t sk[HPKE_KEY_LEN], struct hpke_key **ret);
+const uint8_t *hpke_key_public(const struct hpke_key *k); /* HPKE_KEY_LEN bytes, valid while k lives */
+void hpke_key_free(struct hpke_key *k);
+static inline void hpke_key_freep(struct hpke_key **k) { hpke_key_free(*k); }
+#define _cleanup_hpke_key_ __attribute__((cleanup(hpke_key_freep)))
+
 /* SetupS / SetupR for any mode. The sender gets enc (32 bytes) to send along. */
 int hpke_setup_s(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY_LEN], uint8_t ret_enc[HPKE_KEY_LEN],
 		 struct hpke_ctx **ret);
@@ -74,9 +84,14 @@ int hpke_setup_s_derand(const struct hpke_params *p, const uint8_t pk_r[HPKE_KEY
 			size_t ikm_e_len, uint8_t ret_enc[HPKE_KEY_LEN], struct hpke_ctx **ret);
 int hpke_setup_r(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], const uint8_t sk_r[HPKE_KEY_LEN],
 		 struct hpke_ctx **ret);
+int hpke_setup_r_key(const struct hpke_params *p, const uint8_t enc[HPKE_KEY_LEN], const struct hpke_key *key_r,
+		     struct hpke_ctx **ret);
 
 /* A context from an explicit key and base nonce (e.g. a response channel keyed by Export, as OHTTP does).
- * sender selects Seal or Open. It cannot Export. */
+ * sender selects Seal or Open. It cannot Export. For the session's responses (ARCHITECTURE section 4.5):
+ *     hpke_export(req, "eml/1 response key", 18, key, Nk);  hpke_export(req, "eml/1 response nonce", 20, n, 12);
+ *     hpke_ctx_new_from_key(aead, true (enclave) / false (client), key, Nk, n, &resp);
+ *     hpke_ctx_set_seq(resp, frame_seq);  hpke_seal(resp, header, 12, ...)   -- nonce = n XOR seq */
 int hpke_ctx_new_from_key(uint16_t aead, bool sender, const uint8_t *key, size_t key_len,
 			  const uint8_t base_nonce[HPKE_NONCE_LEN], struct hpke_ctx **ret);
 

@@ -112,6 +112,8 @@ static int parse_line(char *s, unsigned line, struct init_conf *c, bool seen[K_C
 	if (!eq) return fail(err, errlen, line, "expected key=value");
 	*eq = 0;
 	const char *v = eq + 1;
+	if (eq > s && eq[-1] == ' ') return fail(err, errlen, line, "space before '='");
+	if (*v == ' ') return fail(err, errlen, line, "space after '='");
 	int k = -1;
 	for (int i = 0; i < K_COUNT; i++)
 		if (strcmp(s, keys[i]) == 0) k = i;

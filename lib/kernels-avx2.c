@@ -53,84 +53,108 @@ AVX2_INLINE __m256 gelu256(__m256 x) {
 	return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
-/* The 6 x 16 register tile: 12 accumulators, 2 panel vectors and a broadcast fill 15 of the 16 ymm
- * registers. Adds a[0..6) x b over kc into c (or starts from zero when first), then, when last, adds bias
- * and residual and applies the activation. Rows of a, c and res are always 6 full rows of 16 here; partial
- * tiles go through padded copies (tile_partial). */
-AVX2 static void kernel_6x16(const float *a, size_t lda, const float *b, size_t kc, float *c, size_t ldc,
-			     bool first, bool last, const float *bias, const float *res, size_t ldr, int act) {
-	__m256 c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
-	if (first) {
-		c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = _mm256_setzero_ps();
-	} else {
-#define LD(r) c##r##0 = _mm256_loadu_ps(c + r * ldc), c##r##1 = _mm256_loadu_ps(c + r * ldc + 8)
-		LD(0); LD(1); LD(2); LD(3); LD(4); LD(5);
-#undef LD
+/* The MR x 16 register tile (MR <= 6): 2 MR accumulators, 2 panel vectors and a broadcast fit the 16 ymm
+ * registers. Adds a[0..MR) x b over kc into c (or starts from zero when first), then, when last, adds bias
+ * and residual and applies the activation. MR is a constant in each instantiation below, so the row loops
+ * unroll and the accumulators stay in registers. Full 16-column panels only; a partial last panel goes
+ * through tile_partial's padded copies. */
+AVX2_INLINE void kernel_tile(const size_t MR, const float *a, size_t lda, const float *b, size_t kc, float *c,
+			     size_t ldc, bool first, bool last, const float *bias, const float *res, size_t ldr,
+			     int act) {
+	__m256 c0[KERNEL_MR], c1[KERNEL_MR];
+#pragma GCC unroll 6
+	for (size_t r = 0; r < MR; r++) {
+		c0[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
+		c1[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
 	}
-	const float *a0 = a, *a1 = a + lda, *a2 = a + 2 * lda, *a3 = a + 3 * lda, *a4 = a + 4 * lda,
-		    *a5 = a + 5 * lda;
 	for (size_t k = 0; k < kc; k++) {
-		__m256 b0 = _mm256_load_ps(b + k * KERNEL_NR), b1 = _mm256_load_ps(b + k * KERNEL_NR + 8), av;
-#define FMA(r)                                                      \
-	av = _mm256_broadcast_ss(a##r + k);                         \
-	c##r##0 = _mm256_fmadd_ps(av, b0, c##r##0);                 \
-	c##r##1 = _mm256_fmadd_ps(av, b1, c##r##1)
-		FMA(0); FMA(1); FMA(2); FMA(3); FMA(4); FMA(5);
-#undef FMA
+		__m256 b0 = _mm256_load_ps(b + k * KERNEL_NR), b1 = _mm256_load_ps(b + k * KERNEL_NR + 8);
+#pragma GCC unroll 6
+		for (size_t r = 0; r < MR; r++) {
+			__m256 av = _mm256_broadcast_ss(a + r * lda + k);
+			c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
+			c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+		}
 	}
 	if (last) {
 		__m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
 		if (bias) bias0 = _mm256_loadu_ps(bias), bias1 = _mm256_loadu_ps(bias + 8);
-#define EPI(r)                                                                                      \
-	c##r##0 = _mm256_add_ps(c##r##0, bias0), c##r##1 = _mm256_add_ps(c##r##1, bias1);          \
-	if (res)                                                                                    \
-		c##r##0 = _mm256_add_ps(c##r##0, _mm256_loadu_ps(res + r * ldr)),                   \
-		c##r##1 = _mm256_add_ps(c##r##1, _mm256_loadu_ps(res + r * ldr + 8));               \
-	if (act == ACT_GELU) c##r##0 = gelu256(c##r##0), c##r##1 = gelu256(c##r##1)
-		EPI(0); EPI(1); EPI(2); EPI(3); EPI(4); EPI(5);
-#undef EPI
+#pragma GCC unroll 6
+		for (size_t r = 0; r < MR; r++) {
+			c0[r] = _mm256_add_ps(c0[r], bias0);
+			c1[r] = _mm256_add_ps(c1[r], bias1);
+			if (res) {
+				c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(res + r * ldr));
+				c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(res + r * ldr + 8));
+			}
+			if (act == ACT_GELU) {
+				c0[r] = gelu256(c0[r]);
+				c1[r] = gelu256(c1[r]);
+			}
+		}
 	}
-#define ST(r) _mm256_storeu_ps(c + r * ldc, c##r##0), _mm256_storeu_ps(c + r * ldc + 8, c##r##1)
-	ST(0); ST(1); ST(2); ST(3); ST(4); ST(5);
-#undef ST
+#pragma GCC unroll 6
+	for (size_t r = 0; r < MR; r++) {
+		_mm256_storeu_ps(c + r * ldc, c0[r]);
+		_mm256_storeu_ps(c + r * ldc + 8, c1[r]);
+	}
 }
 
-/* A tile with fewer than 6 rows or 16 columns: pad everything into local 6 x 16 copies. */
+#define TILE(M)                                                                                                \
+	AVX2 static void kernel_##M##x16(const float *a, size_t lda, const float *b, size_t kc, float *c,       \
+					 size_t ldc, bool first, bool last, const float *bias, const float *res, \
+					 size_t ldr, int act) {                                                  \
+		kernel_tile(M, a, lda, b, kc, c, ldc, first, last, bias, res, ldr, act);                        \
+	}
+TILE(1)
+TILE(2)
+TILE(3)
+TILE(4)
+TILE(5)
+TILE(6)
+#undef TILE
+
+typedef void (*tile_fn)(const float *a, size_t lda, const float *b, size_t kc, float *c, size_t ldc, bool first,
+			bool last, const float *bias, const float *res, size_t ldr, int act);
+static const tile_fn tiles[KERNEL_MR + 1] = {NULL,	   kernel_1x16, kernel_2x16, kernel_3x16,
+					     kernel_4x16, kernel_5x16, kernel_6x16};
+
+/* A tile of a partial last panel (fewer than 16 columns): pad C, bias and residual into local copies. */
 AVX2 static void tile_partial(const struct gemm_args *g, size_t mr, size_t i, size_t p, size_t k0, size_t kc,
-			      bool first, bool last, float *apad) {
+			      bool first, bool last) {
 	size_t n0 = p * KERNEL_NR, nr = MIN(g->n - n0, (size_t)KERNEL_NR);
 	float c[KERNEL_MR * KERNEL_NR] = {0}, bias[KERNEL_NR] = {0}, res[KERNEL_MR * KERNEL_NR] = {0};
-	for (size_t r = 0; r < KERNEL_MR; r++) {
-		if (r < mr)
-			memcpy(apad + r * kc, g->a + (i + r) * g->lda + k0, kc * sizeof(float));
-		else
-			memset(apad + r * kc, 0, kc * sizeof(float));
-		if (r < mr && !first) memcpy(c + r * KERNEL_NR, g->c + (i + r) * g->ldc + n0, nr * sizeof(float));
-		if (r < mr && last && g->res)
-			memcpy(res + r * KERNEL_NR, g->res + (i + r) * g->ldr + n0, nr * sizeof(float));
+	for (size_t r = 0; r < mr; r++) {
+		if (!first) memcpy(c + r * KERNEL_NR, g->c + (i + r) * g->ldc + n0, nr * sizeof(float));
+		if (last && g->res) memcpy(res + r * KERNEL_NR, g->res + (i + r) * g->ldr + n0, nr * sizeof(float));
 	}
 	if (last && g->bias) memcpy(bias, g->bias + n0, nr * sizeof(float));
-	kernel_6x16(apad, kc, g->packed + (p * g->k + k0) * KERNEL_NR, kc, c, KERNEL_NR, first, last,
-		    g->bias ? bias : NULL, g->res ? res : NULL, KERNEL_NR, g->act);
+	tiles[mr](g->a + i * g->lda + k0, g->lda, g->packed + (p * g->k + k0) * KERNEL_NR, kc, c, KERNEL_NR, first,
+		  last, g->bias ? bias : NULL, g->res ? res : NULL, KERNEL_NR, g->act);
 	for (size_t r = 0; r < mr; r++) memcpy(g->c + (i + r) * g->ldc + n0, c + r * KERNEL_NR, nr * sizeof(float));
 }
 
-AVX2 static void gemm_avx2(const struct gemm_args *g, size_t p0, size_t p1) {
-	float apad[KERNEL_MR * KERNEL_KC];
+AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_end, size_t p0, size_t p1) {
+	/* Row blocks of KERNEL_MC keep a block of activations in L2 while the panels stream past. */
+	for (size_t m0 = m_begin; m0 < m_end; m0 += KERNEL_MC) {
+	size_t m1 = MIN(m0 + KERNEL_MC, m_end);
 	for (size_t k0 = 0; k0 < g->k; k0 += KERNEL_KC) {
 		size_t kc = MIN(g->k - k0, (size_t)KERNEL_KC);
 		bool first = k0 == 0, last = k0 + kc == g->k;
 		for (size_t p = p0; p < p1; p++) {
-			size_t n0 = p * KERNEL_NR, i = 0;
-			bool full = g->n - n0 >= KERNEL_NR;
+			size_t n0 = p * KERNEL_NR;
 			const float *b = g->packed + (p * g->k + k0) * KERNEL_NR;
-			for (; full && i + KERNEL_MR <= g->m; i += KERNEL_MR)
-				kernel_6x16(g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0, g->ldc, first,
-					    last, g->bias ? g->bias + n0 : NULL, g->res ? g->res + i * g->ldr + n0 : NULL,
-					    g->ldr, g->act);
-			for (; i < g->m; i += KERNEL_MR)
-				tile_partial(g, MIN(g->m - i, (size_t)KERNEL_MR), i, p, k0, kc, first, last, apad);
+			for (size_t i = m0; i < m1; i += KERNEL_MR) {
+				size_t mr = MIN(m1 - i, (size_t)KERNEL_MR);
+				if (g->n - n0 < KERNEL_NR)
+					tile_partial(g, mr, i, p, k0, kc, first, last);
+				else
+					tiles[mr](g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0, g->ldc,
+						  first, last, g->bias ? g->bias + n0 : NULL,
+						  g->res ? g->res + i * g->ldr + n0 : NULL, g->ldr, g->act);
+			}
 		}
+	}
 	}
 }
 
@@ -148,47 +172,107 @@ AVX2_INLINE float hmax(__m256 v) {
 	return _mm_cvtss_f32(s);
 }
 
-/* Scores use Kᵀ (d x L, built once per head) so each query row is broadcast-FMAs without horizontal sums. */
+/* Scores for query rows r0..r0+R of one head: s[r][j] = scale * q_r · k_j, from Kᵀ (d x Lp). Two query
+ * rows x two 8-key blocks per step: four independent FMA chains sharing loads. */
+AVX2_INLINE void scores2(const float *q0, const float *q1, const float *kt, size_t Lp, size_t d, float scale,
+			 float *s0, float *s1) {
+	__m256 sc = _mm256_set1_ps(scale);
+	size_t j = 0;
+	for (; j + 16 <= Lp; j += 16) {
+		__m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
+		for (size_t t = 0; t < d; t++) {
+			__m256 k0 = _mm256_loadu_ps(kt + t * Lp + j), k1 = _mm256_loadu_ps(kt + t * Lp + j + 8);
+			__m256 x0 = _mm256_broadcast_ss(q0 + t), x1 = _mm256_broadcast_ss(q1 + t);
+			a00 = _mm256_fmadd_ps(x0, k0, a00);
+			a01 = _mm256_fmadd_ps(x0, k1, a01);
+			a10 = _mm256_fmadd_ps(x1, k0, a10);
+			a11 = _mm256_fmadd_ps(x1, k1, a11);
+		}
+		_mm256_storeu_ps(s0 + j, _mm256_mul_ps(a00, sc));
+		_mm256_storeu_ps(s0 + j + 8, _mm256_mul_ps(a01, sc));
+		_mm256_storeu_ps(s1 + j, _mm256_mul_ps(a10, sc));
+		_mm256_storeu_ps(s1 + j + 8, _mm256_mul_ps(a11, sc));
+	}
+	for (; j < Lp; j += 8) {
+		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
+		for (size_t t = 0; t < d; t++) {
+			__m256 k0 = _mm256_loadu_ps(kt + t * Lp + j);
+			a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + t), k0, a0);
+			a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q1 + t), k0, a1);
+		}
+		_mm256_storeu_ps(s0 + j, _mm256_mul_ps(a0, sc));
+		_mm256_storeu_ps(s1 + j, _mm256_mul_ps(a1, sc));
+	}
+}
+
+/* Unnormalised softmax over s[0..L) in place (padding up to Lp becomes 0); returns 1 / sum. */
+AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp) {
+	for (size_t j = L; j < Lp; j++) s[j] = -INFINITY;
+	__m256 vmax = _mm256_set1_ps(-INFINITY);
+	for (size_t j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
+	__m256 mx = _mm256_set1_ps(hmax(vmax)), vsum = _mm256_setzero_ps();
+	for (size_t j = 0; j < Lp; j += 8) {
+		__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx));
+		if (j + 8 > L) /* exp256 clamps, so padding lanes are masked to exactly 0 */
+			e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)j),
+									 _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)),
+							   _mm256_set1_ps((float)L), _CMP_LT_OQ));
+		_mm256_storeu_ps(s + j, e);
+		vsum = _mm256_add_ps(vsum, e);
+	}
+	float sum = hsum(vsum);
+	return 1.0f / sum;
+}
+
+/* out rows r0, r1 = p0 V, p1 V for 32 columns starting at c: 8 independent chains. */
+AVX2_INLINE void pv2(const float *p0, const float *p1, const float *v, size_t ld, size_t L, float inv0,
+		     float inv1, float *o0, float *o1) {
+	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+	for (size_t j = 0; j < L; j++) {
+		const float *vj = v + j * ld;
+		__m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8), v2 = _mm256_loadu_ps(vj + 16),
+		       v3 = _mm256_loadu_ps(vj + 24);
+		__m256 x = _mm256_broadcast_ss(p0 + j), y = _mm256_broadcast_ss(p1 + j);
+		a0 = _mm256_fmadd_ps(x, v0, a0);
+		a1 = _mm256_fmadd_ps(x, v1, a1);
+		a2 = _mm256_fmadd_ps(x, v2, a2);
+		a3 = _mm256_fmadd_ps(x, v3, a3);
+		b0 = _mm256_fmadd_ps(y, v0, b0);
+		b1 = _mm256_fmadd_ps(y, v1, b1);
+		b2 = _mm256_fmadd_ps(y, v2, b2);
+		b3 = _mm256_fmadd_ps(y, v3, b3);
+	}
+	__m256 i0 = _mm256_set1_ps(inv0), i1 = _mm256_set1_ps(inv1);
+	_mm256_storeu_ps(o0, _mm256_mul_ps(a0, i0));
+	_mm256_storeu_ps(o0 + 8, _mm256_mul_ps(a1, i0));
+	_mm256_storeu_ps(o0 + 16, _mm256_mul_ps(a2, i0));
+	_mm256_storeu_ps(o0 + 24, _mm256_mul_ps(a3, i0));
+	_mm256_storeu_ps(o1, _mm256_mul_ps(b0, i1));
+	_mm256_storeu_ps(o1 + 8, _mm256_mul_ps(b1, i1));
+	_mm256_storeu_ps(o1 + 16, _mm256_mul_ps(b2, i1));
+	_mm256_storeu_ps(o1 + 24, _mm256_mul_ps(b3, i1));
+}
+
+/* Two query rows at a time: scores from Kᵀ (built once per head, so no horizontal sums), softmax, then P V
+ * in 32-column strips. Head widths that are not a multiple of 32 take the portable path. */
 AVX2 static void attention_avx2(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 				float scale, float *out, size_t ldo, float *scratch) {
-	if (d % 8) {
+	if (d % 32) {
 		kernels_portable.attention(q, k, v, ld, L, d, scale, out, ldo, scratch);
 		return;
 	}
 	size_t Lp = (L + 7) & ~(size_t)7;
-	float *kt = scratch, *s = scratch + d * Lp;
+	float *kt = scratch, *s0 = scratch + d * Lp, *s1 = s0 + Lp;
 	for (size_t j = 0; j < Lp; j++)
 		for (size_t t = 0; t < d; t++) kt[t * Lp + j] = j < L ? k[j * ld + t] : 0.0f;
-	for (size_t i = 0; i < L; i++) {
-		const float *qi = q + i * ld;
-		__m256 vmax = _mm256_set1_ps(-INFINITY);
-		for (size_t j = 0; j < Lp; j += 8) {
-			__m256 acc = _mm256_setzero_ps();
-			for (size_t t = 0; t < d; t++)
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(qi[t]), _mm256_loadu_ps(kt + t * Lp + j), acc);
-			acc = _mm256_mul_ps(acc, _mm256_set1_ps(scale));
-			_mm256_storeu_ps(s + j, acc);
-		}
-		for (size_t j = L; j < Lp; j++) s[j] = -INFINITY; /* padding columns get no weight */
-		for (size_t j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
-		__m256 mx = _mm256_set1_ps(hmax(vmax)), vsum = _mm256_setzero_ps();
-		for (size_t j = 0; j < Lp; j += 8) {
-			__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx));
-			if (j + 8 > L) /* exp256 clamps, so mask the padding explicitly */
-				e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)j),
-										 _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)),
-								   _mm256_set1_ps((float)L), _CMP_LT_OQ));
-			_mm256_storeu_ps(s + j, e);
-			vsum = _mm256_add_ps(vsum, e);
-		}
-		__m256 inv = _mm256_set1_ps(1.0f / hsum(vsum));
-		float *oi = out + i * ldo;
-		for (size_t t = 0; t < d; t += 8) {
-			__m256 acc = _mm256_setzero_ps();
-			for (size_t j = 0; j < L; j++)
-				acc = _mm256_fmadd_ps(_mm256_set1_ps(s[j]), _mm256_loadu_ps(v + j * ld + t), acc);
-			_mm256_storeu_ps(oi + t, _mm256_mul_ps(acc, inv));
-		}
+	for (size_t i = 0; i < L; i += 2) {
+		/* An odd last row is paired with itself. */
+		size_t i1 = i + 1 < L ? i + 1 : i;
+		scores2(q + i * ld, q + i1 * ld, kt, Lp, d, scale, s0, s1);
+		float inv0 = softmax_row(s0, L, Lp), inv1 = softmax_row(s1, L, Lp);
+		float tmp[32];
+		for (size_t c = 0; c < d; c += 32)
+			pv2(s0, s1, v + c, ld, L, inv0, inv1, out + i * ldo + c, i1 != i ? out + i1 * ldo + c : tmp);
 	}
 }
 

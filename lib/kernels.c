@@ -22,12 +22,12 @@ static float gelu(float x) {
 	return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
 }
 
-static void gemm_portable(const struct gemm_args *g, size_t p0, size_t p1) {
+static void gemm_portable(const struct gemm_args *g, size_t m0, size_t m1, size_t p0, size_t p1) {
 	for (size_t p = p0; p < p1; p++) {
 		const float *panel = g->packed + p * g->k * KERNEL_NR;
 		size_t n0 = p * KERNEL_NR, nr = g->n - n0 < KERNEL_NR ? g->n - n0 : KERNEL_NR;
-		for (size_t i = 0; i < g->m; i += KERNEL_MR) {
-			size_t mr = g->m - i < KERNEL_MR ? g->m - i : KERNEL_MR;
+		for (size_t i = m0; i < m1; i += KERNEL_MR) {
+			size_t mr = m1 - i < KERNEL_MR ? m1 - i : KERNEL_MR;
 			float acc[KERNEL_MR][KERNEL_NR] = {{0}};
 			for (size_t kk = 0; kk < g->k; kk++) {
 				const float *b = panel + kk * KERNEL_NR;

@@ -10,6 +10,7 @@
 #define KERNEL_NR 16  /* columns per packed panel */
 #define KERNEL_MR 6   /* activation rows per register tile */
 #define KERNEL_KC 256 /* K block: one panel block (16 KiB) stays in L1 */
+#define KERNEL_MC 96  /* row block: 96 x KC activations (96 KiB) stay in L2 */
 
 enum { ACT_NONE, ACT_GELU };
 
@@ -28,10 +29,10 @@ struct gemm_args {
 
 struct kernels {
 	const char *name;
-	/* Panels [p0, p1) of the product (a thread's share). */
-	void (*gemm)(const struct gemm_args *g, size_t p0, size_t p1);
+	/* Rows [m0, m1) (m0 a multiple of KERNEL_MR) by panels [p0, p1) of the product: one task's share. */
+	void (*gemm)(const struct gemm_args *g, size_t m0, size_t m1, size_t p0, size_t p1);
 	/* One attention head of one sequence: out[i] = softmax(scale * q_i · K) V for L rows, head width d.
-	 * q, k, v rows have stride ld; out stride ldo; scratch holds (d + 1) * (L + 8) floats. */
+	 * q, k, v rows have stride ld; out stride ldo; scratch holds (d + 2) * (L + 8) floats. */
 	void (*attention)(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 			  float scale, float *out, size_t ldo, float *scratch);
 };

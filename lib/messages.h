@@ -15,3 +15,5 @@
 #define EML_MSG_CONFIG_ERROR  "5518cafef2264777a146c3407083d03e" /* bad configuration at start */
 #define EML_MSG_MODEL_LOADED  "62353e53b36f4e0c96a58ed89a2849ac" /* a sealed model was loaded and made live */
 #define EML_MSG_SESSION       "ec12e7f271b545a8b349116182a685da" /* attested session opened or ended */
+#define EML_MSG_DNS_UPDATE    "34029914e39a4c7482f23d9d5fa93784" /* upstream name re-resolved to new addresses */
+#define EML_MSG_ALLOWLIST_DENIED "ce1208a1d5884e4e894d6131d1acaf50" /* an address refused by the allow-list */

@@ -101,7 +101,8 @@ int nsm_frame_read(int fd, uint8_t *buf, size_t max, size_t *ret_len) {
 	int r = read_all(fd, hdr + 1, 3);
 	if (r < 0) return r;
 	uint32_t len = (uint32_t)hdr[0] << 24 | (uint32_t)hdr[1] << 16 | (uint32_t)hdr[2] << 8 | hdr[3];
-	if (len == 0 || len > max) return -EBADMSG;
+	if (len == 0) return -EBADMSG;
+	if (len > max) return -EMSGSIZE;
 	r = read_all(fd, buf, len);
 	if (r < 0) return r;
 	*ret_len = len;

@@ -29,6 +29,12 @@ int nsm_error_to_errno(enum nsm_error e) {
 	}
 }
 
+const char *nsm_strerror(int r) {
+	for (unsigned e = 1; e < _NSM_E_MAX; e++)
+		if (nsm_error_to_errno((enum nsm_error)e) == r) return error_names[e];
+	return strerror(r < 0 ? -r : r);
+}
+
 /* --- encoding by hand, fields in the Rust declaration order (what serde writes) --------------------- */
 
 struct obuf {

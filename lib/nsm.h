@@ -44,6 +44,8 @@ const char *nsm_error_name(enum nsm_error e);
  *   InvalidArgument -EINVAL, InvalidIndex -EDOM, InvalidResponse -EBADMSG, ReadOnlyIndex -EROFS,
  *   InvalidOperation -EOPNOTSUPP, BufferTooSmall -EOVERFLOW, InputTooLarge -E2BIG, InternalError -EREMOTEIO. */
 int nsm_error_to_errno(enum nsm_error e);
+/* For messages: the variant name for those errnos ("ReadOnlyIndex"), strerror() for anything else. */
+const char *nsm_strerror(int r);
 
 struct nsm_request {
 	enum nsm_op op;

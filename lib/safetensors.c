@@ -235,6 +235,7 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 		st->data = p + 8 + hlen;
 	} else if (end <= avail)
 		st->data = p + 8 + hlen;
+	st->discard = st->data && (flags & SAFETENSORS_DISCARD);
 
 	*ret = TAKE_PTR(st);
 	r = 0;
@@ -300,6 +301,16 @@ float safetensors_bf16_to_f32(uint16_t h) {
 	return f;
 }
 
+#define READ_SLICE ((size_t)1 << 20)
+
+/* Drop the whole pages inside [from, to) of our read-only private file mapping: they are simply read from the
+ * file again if touched later (a neighbour tensor sharing an edge page keeps that page). */
+static void drop_pages(const uint8_t *from, const uint8_t *to) {
+	uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)from + pg - 1) & ~(pg - 1), b = (uintptr_t)to & ~(pg - 1);
+	if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 int safetensors_read_f32(const struct safetensors *st, const struct safetensors_tensor *t, float *out,
 			 size_t count) {
 	if (!st->data) return -ENODATA;
@@ -307,8 +318,13 @@ int safetensors_read_f32(const struct safetensors *st, const struct safetensors_
 	const uint8_t *src = st->data + t->begin;
 	switch (t->dtype) {
 	case ST_F32:
-		/* Little-endian host assumed (x86-64, aarch64): the file's byte order. */
-		memcpy(out, src, count * 4);
+		/* Little-endian host assumed (x86-64, aarch64): the file's byte order. From a mapped file, copy in
+		 * slices and drop each slice's pages behind us, so a large tensor is never resident twice. */
+		for (size_t off = 0, n = count * 4; off < n; off += READ_SLICE) {
+			size_t len = MIN(READ_SLICE, n - off);
+			memcpy((uint8_t *)out + off, src + off, len);
+			if (st->map || st->discard) drop_pages(src + off, src + off + len);
+		}
 		return 0;
 	case ST_F16:
 	case ST_BF16:
@@ -323,13 +339,7 @@ int safetensors_read_f32(const struct safetensors *st, const struct safetensors_
 }
 
 void safetensors_release(const struct safetensors *st, const struct safetensors_tensor *t) {
-	if (!st->map || t->begin == t->end) return;
-	long pg = sysconf(_SC_PAGESIZE);
-	uintptr_t a = (uintptr_t)(st->data + t->begin), b = (uintptr_t)(st->data + t->end);
-	/* Whole pages only: a neighbour sharing an edge page is simply faulted in again if needed. */
-	a = (a + pg - 1) & ~(uintptr_t)(pg - 1);
-	b &= ~(uintptr_t)(pg - 1);
-	if (b > a) madvise((void *)a, b - a, MADV_DONTNEED);
+	if ((st->map || st->discard) && t->begin != t->end) drop_pages(st->data + t->begin, st->data + t->end);
 }
 
 int safetensors_write(const char *path, const struct safetensors_out *t, size_t n) {

@@ -35,10 +35,15 @@ struct safetensors {
 	uint64_t data_len;    /* bytes the header's tensors need */
 	void *map;            /* our mapping of the file, if opened from a path */
 	size_t map_len;
+	bool discard;         /* SAFETENSORS_DISCARD: drop the caller's pages as tensors are read */
 };
 
 /* Flag for safetensors_parse(): the buffer is only the header; tensor data need not follow. */
 #define SAFETENSORS_HEADER_ONLY 1u
+/* Flag for safetensors_parse(): buf is private anonymous memory (mmap) that nobody reads after the tensors are
+ * read once: its pages are dropped as they are copied out (they read back as zeros), so a model handed over in
+ * memory is never resident twice. Each tensor must be read at most once. */
+#define SAFETENSORS_DISCARD 2u
 
 /* Parse buf (len bytes: header length, JSON header, data). buf must outlive the result. On failure returns a
  * negative errno and, when err is not NULL, a one-line reason in err. -ENODATA: the header is valid but the
@@ -55,7 +60,8 @@ size_t safetensors_dtype_size(enum safetensors_dtype d);
 /* Find a tensor by name; "bert.X" and "X" name the same tensor. NULL when absent. */
 const struct safetensors_tensor *safetensors_find(const struct safetensors *st, const char *name);
 /* Convert a F32/F16/BF16 tensor of exactly count elements to float. -EMEDIUMTYPE for other dtypes, -EBADMSG
- * on a count mismatch, -ENODATA for a header-only parse. */
+ * on a count mismatch, -ENODATA for a header-only parse. From a mapped file, the pages copied are dropped as
+ * the copy proceeds (they are re-read from the file if touched again). */
 int safetensors_read_f32(const struct safetensors *st, const struct safetensors_tensor *t, float *out,
 			 size_t count);
 /* Tell the kernel we are done with a tensor's pages (mapped files only), so loading does not hold two copies

@@ -1,4 +1,8 @@
-/* threadpool.c: see threadpool.h. */
+/* threadpool.c: see threadpool.h.
+ *
+ * One 64-bit word `state` holds (generation << 32 | next task). A thread claims a task with a compare-and-swap
+ * that only succeeds within the generation it read, so a late worker can never run a task of a job that has
+ * moved on, and fn/arg/ntasks (published before the generation) are stable while any claim on it succeeds. */
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
@@ -9,15 +13,20 @@
 #include "macro.h"
 #include "threadpool.h"
 
-#define SPIN_ROUNDS 20000
+#define SPIN_ROUNDS 50000
 
 struct threadpool {
 	unsigned n;
 	pthread_t *threads;
-	threadpool_fn fn;
-	void *arg;
-	_Atomic uint32_t gen;     /* bumped per run; workers wait for it to change */
-	_Atomic uint32_t pending; /* workers still running the current job */
+	/* Atomic because a late worker may read them while run() publishes the next job; the claim CAS decides
+	 * whether what it read is valid. */
+	_Atomic(threadpool_fn) fn;
+	_Atomic(void *) arg;
+	_Atomic unsigned long ntasks;
+	_Atomic uint64_t state;
+	_Atomic uint32_t gen;      /* futex word: the current generation */
+	_Atomic uint32_t sleepers; /* workers blocked in futex_wait on gen */
+	_Atomic uint64_t done;     /* tasks finished in the current generation */
 	_Atomic uint32_t stop;
 };
 
@@ -40,13 +49,22 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Wait until *a != v: spin first (runs follow each other within microseconds), then sleep. */
-static void wait_change(_Atomic uint32_t *a, uint32_t v) {
-	for (int i = 0; i < SPIN_ROUNDS; i++) {
-		if (atomic_load_explicit(a, memory_order_acquire) != v) return;
-		cpu_relax();
+/* Claim and run tasks of generation g until none are left. */
+static void work(struct threadpool *p, uint32_t g, unsigned tid) {
+	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
+	for (;;) {
+		if ((uint32_t)(s >> 32) != g) return;
+		threadpool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
+		void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
+		unsigned long n = atomic_load_explicit(&p->ntasks, memory_order_relaxed), i = (uint32_t)s;
+		if (i >= n) return;
+		if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel,
+							   memory_order_acquire))
+			continue;
+		fn(arg, i, tid);
+		atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+		s = atomic_load_explicit(&p->state, memory_order_acquire);
 	}
-	while (atomic_load_explicit(a, memory_order_acquire) == v) futex_wait(a, v);
 }
 
 static void *worker(void *x) {
@@ -55,11 +73,20 @@ static void *worker(void *x) {
 	free(x);
 	uint32_t seen = 0;
 	for (;;) {
-		wait_change(&p->gen, seen);
-		seen = atomic_load_explicit(&p->gen, memory_order_acquire);
+		uint32_t g;
+		int spins = 0;
+		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
+			if (spins++ < SPIN_ROUNDS) {
+				cpu_relax();
+				continue;
+			}
+			atomic_fetch_add(&p->sleepers, 1);
+			if (atomic_load(&p->gen) == seen) futex_wait(&p->gen, seen);
+			atomic_fetch_sub(&p->sleepers, 1);
+		}
+		seen = g;
 		if (atomic_load(&p->stop)) return NULL;
-		p->fn(p->arg, tid, p->n);
-		if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) futex_wake(&p->pending);
+		work(p, g, tid);
 	}
 }
 
@@ -105,22 +132,20 @@ unsigned threadpool_size(const struct threadpool *p) {
 	return p->n;
 }
 
-void threadpool_run(struct threadpool *p, threadpool_fn fn, void *arg) {
-	if (p->n == 1) {
-		fn(arg, 0, 1);
+void threadpool_run(struct threadpool *p, threadpool_fn fn, void *arg, unsigned long ntasks) {
+	if (p->n == 1 || ntasks == 1) {
+		for (unsigned long i = 0; i < ntasks; i++) fn(arg, i, 0);
 		return;
 	}
-	p->fn = fn;
-	p->arg = arg;
-	atomic_store_explicit(&p->pending, p->n - 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&p->gen, 1, memory_order_release);
-	futex_wake(&p->gen);
-	fn(arg, 0, p->n);
-	uint32_t v;
-	for (int i = 0; (v = atomic_load_explicit(&p->pending, memory_order_acquire)) != 0; i++) {
-		if (i < SPIN_ROUNDS)
-			cpu_relax();
-		else
-			futex_wait(&p->pending, v);
-	}
+	uint32_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+	atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
+	atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
+	atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
+	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+	atomic_store_explicit(&p->state, (uint64_t)g << 32, memory_order_release);
+	atomic_store(&p->gen, g); /* seq_cst: pairs with the sleepers count (no lost wake-up) */
+	if (atomic_load(&p->sleepers)) futex_wake(&p->gen);
+	work(p, g, 0);
+	/* Every task is claimed; wait for the ones still running elsewhere. */
+	while (atomic_load_explicit(&p->done, memory_order_acquire) < ntasks) cpu_relax();
 }

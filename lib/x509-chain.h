@@ -21,11 +21,14 @@ struct x509_der {
 };
 
 typedef struct X509Root X509Root;
-/* Load a pinned root from a PEM file / PEM bytes (exactly one certificate). -EBADMSG if it does not parse. */
+/* Load a pinned root from a PEM file / PEM bytes holding exactly one certificate, a P-384 CA. -EBADMSG if it
+ * does not parse, is not such a certificate, or more than one is there. */
 int x509_root_load_pem(const char *path, X509Root **ret);
 int x509_root_from_pem(const uint8_t *pem, size_t len, X509Root **ret);
 /* Load from DER bytes. */
 int x509_root_from_der(const uint8_t *der, size_t len, X509Root **ret);
+/* The root's DER bytes (valid while root lives). */
+const uint8_t *x509_root_der(const X509Root *root, size_t *ret_len);
 /* SHA-256 of the root's DER (32 bytes). */
 const uint8_t *x509_root_fingerprint(const X509Root *root);
 X509Root *x509_root_free(X509Root *root);

@@ -6,9 +6,11 @@ export EML_SRCDIR=${EML_SRCDIR:-$(pwd)}
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 pass=0; failed=()
+logdir=${EML_SRCDIR}/build/test-logs
+mkdir -p "$logdir"
 for t in "$@"; do
 	name=$(basename "$t" .test)
-	log=$(mktemp)
+	log=$logdir/$name.log
 	start=$(date +%s%N)
 	if timeout 600 bash "$t" >"$log" 2>&1; then
 		pass=$((pass + 1))
@@ -18,7 +20,6 @@ for t in "$@"; do
 		failed+=("$name")
 		echo "[ FAIL ] $name"; sed 's/^/    /' "$log"
 	fi
-	rm -f "$log"
 done
 echo "integration: $pass passed, ${#failed[@]} failed"
 [[ -n ${EML_TALLY:-} ]] && echo "integration $pass ${#failed[@]}" >>"$EML_TALLY"

@@ -14,7 +14,8 @@ declare -A PKG=(
 declare -A TOOL=(
 	[cc]=gcc [pkg-config]=pkg-config [ar]=binutils [systemd-socket-activate]=systemd [jq]=jq
 	[setsid]=util-linux [ss]=iproute2 [timeout]=coreutils
-	[cpio]=cpio [openssl]=openssl [gzip]=gzip [unshare]=util-linux [mountpoint]=util-linux [ps]=procps
+	[cpio]=cpio [openssl]=openssl [gzip]=gzip [unshare]=util-linux [mountpoint]=util-linux [ps]=procps [xxd]=xxd
+	[systemd-analyze]=systemd [man]=man-db
 )
 # file -> Debian package (things without a command or module)
 declare -A FILE=()

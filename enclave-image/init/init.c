@@ -7,7 +7,9 @@
  * no mounts, no module, no heartbeat, no reboot; it becomes a child subreaper so orphans are still reaped, and
  * exits with the command's status instead of powering off.
  *
- * Links statically against libc (plus libeml's initconf/nsmrandom/util): no libsystemd, no dynamic loader. */
+ * Links statically against libc (plus libeml's initconf, nsm-random, nsm-transport and util): no libsystemd, no
+ * libcbor (Debian ships no static one), no dynamic loader. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -33,11 +35,13 @@
 
 #include "initconf.h"
 #include "macro.h"
-#include "nsmrandom.h"
+#include "nsm-random.h"
+#include "nsm-transport.h"
 #include "util.h"
 
 #define DEFAULT_CONFIG "/etc/eml/init.conf"
 #define NSM_MODULE "/nsm.ko"
+#define MODULE_DIR "/lib/modules/eml"
 #define HEARTBEAT_CID 3
 #define HEARTBEAT_PORT 9000
 #define HEARTBEAT_BYTE 0xB7
@@ -102,47 +106,79 @@ static int mount_api_filesystems(void) {
 	return ret;
 }
 
-/* The NSM driver ships as /nsm.ko in the bootstrap ramdisk; load it once and drop the file. */
-static int load_nsm_module(void) {
-	_cleanup_close_ int fd = open(NSM_MODULE, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return errno == ENOENT ? 0 : -errno;
-	int r = 0;
+static int load_module(int dirfd, const char *name, const char *shown) {
+	_cleanup_close_ int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) return -errno;
+	/* Parameters come from the kernel command line (e.g. virtio_mmio.device=...), as for built-in drivers. */
 	if (syscall(SYS_finit_module, fd, "", 0) < 0 && errno != EEXIST) {
-		r = -errno;
-		say("finit_module %s: %s", NSM_MODULE, strerror(errno));
-	} else {
-		say("loaded %s", NSM_MODULE);
+		int r = -errno;
+		say("finit_module %s: %s", shown, strerror(errno));
+		return r;
 	}
+	return 0;
+}
+
+static int ko_filter(const struct dirent *de) {
+	size_t n = strlen(de->d_name);
+	return n > 3 && strcmp(de->d_name + n - 3, ".ko") == 0;
+}
+
+/* A stock distribution kernel builds virtio, virtio-mmio and vsock as modules; the image carries the ones it
+ * needs in /lib/modules/eml, named so that sorting gives a load order (enclave-image/kmods.sh). */
+static int load_module_dir(void) {
+	_cleanup_close_ int dfd = open(MODULE_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) return errno == ENOENT ? 0 : -errno;
+	struct dirent **names = NULL;
+	int n = scandir(MODULE_DIR, &names, ko_filter, alphasort);
+	if (n < 0) return -errno;
+	int ret = 0, loaded = 0;
+	for (int i = 0; i < n; i++) {
+		char shown[300];
+		snprintf(shown, sizeof shown, "%s/%s", MODULE_DIR, names[i]->d_name);
+		int r = load_module(dfd, names[i]->d_name, shown);
+		if (r < 0) ret = r;
+		else loaded++;
+		free(names[i]);
+	}
+	free(names);
+	say("loaded %d of %d modules from %s", loaded, n, MODULE_DIR);
+	return ret;
+}
+
+/* The NSM driver ships as /nsm.ko in the bootstrap ramdisk (AWS's convention); load it once and drop the file. */
+static int load_nsm_module(void) {
+	if (access(NSM_MODULE, F_OK) < 0) return errno == ENOENT ? 0 : -errno;
+	int r = load_module(AT_FDCWD, NSM_MODULE, NSM_MODULE);
+	if (r == 0) say("loaded %s", NSM_MODULE);
 	if (unlink(NSM_MODULE) < 0) say("unlink %s: %s", NSM_MODULE, strerror(errno));
 	return r;
 }
 
 /* Credit NSM randomness to the kernel pool: the enclave has no other entropy source worth the name at boot. */
 static int seed_rng(void) {
-	struct {
-		struct rand_pool_info info;
-		uint8_t data[256];
-	} pool;
-	int n = nsm_get_random(NSM_DEVICE, pool.data, sizeof pool.data);
-	if (n == -ENOENT) {
-		say("no %s: kernel RNG not seeded from the NSM", NSM_DEVICE);
-		return 0;
-	}
-	if (n < 0) {
-		say("NSM GetRandom: %s", strerror(-n));
-		return n;
-	}
-	pool.info.entropy_count = n * 8;
-	pool.info.buf_size = n;
+	enum { WANT = 256 };
+	size_t size = sizeof(struct rand_pool_info) + WANT;
+	struct rand_pool_info *pool = calloc(1, size);
+	if (!pool) return -ENOMEM;
+	int n = nsm_random_fetch(NSM_DEVICE_DEFAULT, (uint8_t *)pool->buf, WANT);
 	int r = 0;
-	_cleanup_close_ int fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
-	if (fd < 0 || ioctl(fd, RNDADDENTROPY, &pool.info) < 0) {
-		r = -errno;
-		say("RNDADDENTROPY: %s", strerror(errno));
+	if (n == -ENOENT) {
+		say("no %s: kernel RNG not seeded from the NSM", NSM_DEVICE_DEFAULT);
+	} else if (n < 0) {
+		say("NSM GetRandom: %s", strerror(-n));
+		r = n;
 	} else {
-		say("seeded the kernel RNG with %d bytes from the NSM", n);
+		pool->entropy_count = n * 8;
+		pool->buf_size = n;
+		_cleanup_close_ int fd = open("/dev/random", O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || ioctl(fd, RNDADDENTROPY, pool) < 0) {
+			r = -errno;
+			say("RNDADDENTROPY: %s", strerror(errno));
+		} else {
+			say("seeded the kernel RNG with %d bytes from the NSM", n);
+		}
 	}
-	wipe(&pool, sizeof pool);
+	free_secret(pool, size);
 	return r;
 }
 
@@ -374,6 +410,7 @@ int main(int argc, char **argv) {
 		ensure_stdio();
 		/* Ctrl-Alt-Del (or the VMM's equivalent) becomes SIGINT to us: a clean, supervised stop. */
 		if (reboot(RB_DISABLE_CAD) < 0) say("disable Ctrl-Alt-Del: %s", strerror(errno));
+		(void)load_module_dir();
 		(void)load_nsm_module();
 		(void)seed_rng();
 	} else if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) {

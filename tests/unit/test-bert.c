@@ -3,6 +3,7 @@
  * unit vectors, and bad inputs and configs are refused. (Agreement with an independent implementation is
  * test-oracle.c.) */
 #include <math.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -14,10 +15,10 @@
 #include "safetensors.h"
 #include "util.h"
 
-/* hidden 40 (not a multiple of 16: partial panels), 2 heads of 20 (not a multiple of 8), 3 layers, 70 wide
- * feed-forward, 300 K elements in the down projection >= KERNEL_KC (several K blocks). */
-static const char config[] = "{\"vocab_size\":64,\"hidden_size\":40,\"num_hidden_layers\":2,"
-			     "\"num_attention_heads\":2,\"intermediate_size\":300,\"max_position_embeddings\":40,"
+/* hidden 96, 3 heads of 32 (the AVX2 attention path), 2 layers, a 300 wide (partial panels)
+ * feed-forward: 300 K elements in the down projection >= KERNEL_KC (several K blocks). */
+static const char config[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
+			     "\"num_attention_heads\":3,\"intermediate_size\":300,\"max_position_embeddings\":40,"
 			     "\"type_vocab_size\":2,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\"}";
 
 struct blob {
@@ -32,7 +33,7 @@ static float frand(void) {
 }
 
 static struct blob make_model(void) {
-	const size_t H = 40, I = 300, V = 64, P = 40;
+	const size_t H = 96, I = 300, V = 64, P = 40;
 	struct safetensors_out t[64];
 	float *bufs[64];
 	size_t n = 0;
@@ -102,7 +103,7 @@ static void encode(struct embedder *e, unsigned threads, const int32_t *const *i
 static void test_consistency(void **state) {
 	struct blob b = make_model();
 	struct embedder *fast = load(&b, 0), *port = load(&b, BERT_LOAD_PORTABLE);
-	enum { N = 5, D = 40 };
+	enum { N = 5, D = 96 };
 	int32_t seq[N][40];
 	size_t lens[N] = {1, 7, 40, 13, 2};
 	const int32_t *ids[N];
@@ -157,14 +158,14 @@ static void test_refusals(void **state) {
 	struct blob b = make_model();
 	struct embedder *e;
 	char err[256] = "";
-	static const char gelu_tanh[] = "{\"vocab_size\":64,\"hidden_size\":40,\"num_hidden_layers\":2,"
+	static const char gelu_tanh[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
 					"\"num_attention_heads\":2,\"intermediate_size\":300,"
 					"\"max_position_embeddings\":40,\"hidden_act\":\"gelu_new\"}";
 	assert_int_equal(embedder_load_mem(gelu_tanh, sizeof gelu_tanh - 1, vocab, sizeof vocab - 1, b.data, b.len, 0,
 					   &e, err, sizeof err),
 			 -EOPNOTSUPP);
 	/* A model with more layers than the file holds names the missing tensor. */
-	static const char three[] = "{\"vocab_size\":64,\"hidden_size\":40,\"num_hidden_layers\":3,"
+	static const char three[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":3,"
 				    "\"num_attention_heads\":2,\"intermediate_size\":300,\"max_position_embeddings\":40}";
 	assert_int_equal(embedder_load_mem(three, sizeof three - 1, vocab, sizeof vocab - 1, b.data, b.len, 0, &e, err,
 					   sizeof err),
@@ -183,10 +184,53 @@ static void test_refusals(void **state) {
 	embedder_free(NULL);
 }
 
+/* One loaded model shared read-only by several threads, each with its own context (as in a daemon). */
+struct shared {
+	struct embedder *e;
+	const float *want;
+	int ok;
+};
+
+static void *worker(void *arg) {
+	struct shared *sh = arg;
+	const char *texts[] = {"a b c d", "d c b a a", "b"};
+	float out[3 * 96];
+	struct bert_ctx *c;
+	sh->ok = embedder_ctx_new(sh->e, 2, &c) == 0;
+	for (int i = 0; sh->ok && i < 20; i++)
+		sh->ok = embedder_embed(sh->e, c, texts, 3, out, NULL) == 0 && memcmp(out, sh->want, sizeof out) == 0;
+	bert_ctx_free(c);
+	return NULL;
+}
+
+static void test_shared_model(void **state) {
+	struct blob b = make_model();
+	struct embedder *e = load(&b, 0);
+	free(b.data); /* nothing may point into the buffer after loading */
+	const char *texts[] = {"a b c d", "d c b a a", "b"};
+	float want[3 * 96];
+	struct bert_ctx *c;
+	assert_int_equal(embedder_ctx_new(e, 1, &c), 0);
+	assert_int_equal(embedder_embed(e, c, texts, 3, want, NULL), 0);
+	bert_ctx_free(c);
+	pthread_t t[4];
+	struct shared sh[4];
+	for (int i = 0; i < 4; i++) {
+		sh[i] = (struct shared){e, want, 0};
+		assert_int_equal(pthread_create(&t[i], NULL, worker, &sh[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		assert_true(sh[i].ok);
+	}
+	embedder_free(e);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consistency),
 		cmocka_unit_test(test_refusals),
+		cmocka_unit_test(test_shared_model),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

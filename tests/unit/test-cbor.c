@@ -192,6 +192,22 @@ static void test_encode(void **state) {
 	cbor_decref(&dup);
 }
 
+/* Floats where a bool or null is expected: a type mismatch, never a libcbor assertion. */
+static void test_float_not_simple(void **state) {
+	struct ecbor_limits lim = ECBOR_LIMITS_DEFAULT;
+	static const char *const floats[] = {"f93e00", "fa3fc00000", "fb3ff8000000000000", "f97e00"};
+	for (size_t i = 0; i < ARRAY_SIZE(floats); i++) {
+		uint8_t buf[9];
+		int n = hex_decode(floats[i], buf, sizeof buf);
+		assert_true(n > 0);
+		_cleanup_cbor_ cbor_item_t *it = NULL;
+		assert_int_equal(ecbor_decode(buf, (size_t)n, &lim, &it), 0);
+		bool b;
+		assert_int_equal(ecbor_get_bool(it, &b), -EMEDIUMTYPE);
+		assert_false(ecbor_is_null(it));
+	}
+}
+
 static void test_readers(void **state) {
 	struct ecbor_limits lim = ECBOR_LIMITS_DEFAULT;
 	uint8_t buf[64];
@@ -290,13 +306,95 @@ static void test_nitro_documents(void **state) {
 	}
 }
 
+/* Property: any tree the builders make encodes to deterministic CBOR that strict decoding accepts and that
+ * re-encodes to the same bytes; every strict prefix of it is rejected. */
+static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
+static uint64_t rnd(void) {
+	rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
+	return rng_state;
+}
+
+static cbor_item_t *random_item(unsigned depth) {
+	char text[16];
+	uint8_t bytes[16];
+	unsigned kind = depth == 0 ? 7 + (unsigned)(rnd() % 3) : (unsigned)(rnd() % (depth < 4 ? 10 : 7));
+	switch (kind) {
+	case 0: return ecbor_uint(rnd() >> (rnd() % 64));
+	case 1: return ecbor_int(-(int64_t)(rnd() >> (1 + rnd() % 63)) - 1);
+	case 2: {
+		size_t n = rnd() % sizeof bytes;
+		for (size_t i = 0; i < n; i++)
+			bytes[i] = (uint8_t)rnd();
+		return ecbor_bstr(bytes, n);
+	}
+	case 3: {
+		size_t n = rnd() % (sizeof text - 1);
+		for (size_t i = 0; i < n; i++)
+			text[i] = (char)('a' + rnd() % 26);
+		text[n] = 0;
+		return ecbor_tstr(text);
+	}
+	case 4: {
+		static const double f[] = {0.0, -0.0, 1.5, 100000.0, 1.1, 65504.0, 5.960464477539063e-8, 1e300, -4.0};
+		return cbor_build_float8(f[rnd() % ARRAY_SIZE(f)]);
+	}
+	case 5: return rnd() % 2 ? ecbor_bool(rnd() % 2) : ecbor_null();
+	case 6: return ecbor_tag(rnd() % 300, ecbor_uint(rnd() % 1000));
+	case 7: {
+		cbor_item_t *a = ecbor_array();
+		for (unsigned i = 0, n = (unsigned)(rnd() % 5); i < n; i++)
+			assert_int_equal(ecbor_array_push(a, random_item(depth + 1)), 0);
+		return a;
+	}
+	default: {
+		/* Unique keys: distinct small ints and distinct short texts. */
+		cbor_item_t *m = ecbor_map();
+		unsigned n = (unsigned)(rnd() % 6);
+		for (unsigned i = 0; i < n; i++) {
+			cbor_item_t *k;
+			if (rnd() % 2)
+				k = ecbor_int((int64_t)i * (rnd() % 2 ? 1 : -1) * 1000 - (int64_t)(i % 2));
+			else {
+				snprintf(text, sizeof text, "k%u", i);
+				k = ecbor_tstr(text);
+			}
+			assert_int_equal(ecbor_map_put(m, k, random_item(depth + 1)), 0);
+		}
+		return m;
+	}
+	}
+}
+
+static void test_roundtrip_property(void **state) {
+	struct ecbor_limits det = ECBOR_LIMITS_DEFAULT;
+	det.deterministic = true;
+	size_t done = 0, bytes = 0;
+	for (int iter = 0; iter < 2000; iter++) {
+		_cleanup_cbor_ cbor_item_t *t = random_item(0), *back = NULL;
+		_cleanup_free_ uint8_t *a = NULL, *b = NULL;
+		size_t an, bn;
+		int r = ecbor_encode(t, &a, &an);
+		assert_int_equal(r, 0);
+		assert_int_equal(ecbor_decode(a, an, &det, &back), 0);
+		assert_int_equal(ecbor_encode(back, &b, &bn), 0);
+		assert_int_equal(an, bn);
+		assert_memory_equal(a, b, an);
+		for (size_t cut = 0; cut < an; cut++)
+			assert_int_not_equal(ecbor_validate(a, cut, &det), 0);
+		done++, bytes += an;
+	}
+	print_message("%zu trees, %zu bytes\n", done, bytes);
+	assert_int_equal(done, 2000);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_malformed),          cmocka_unit_test(test_hostile_lengths),
 		cmocka_unit_test(test_limits),             cmocka_unit_test(test_duplicates_and_order),
 		cmocka_unit_test(test_deterministic_heads), cmocka_unit_test(test_encode),
 		cmocka_unit_test(test_readers),            cmocka_unit_test(test_air_vectors),
-		cmocka_unit_test(test_nitro_documents),
+		cmocka_unit_test(test_nitro_documents),    cmocka_unit_test(test_roundtrip_property),
+		cmocka_unit_test(test_float_not_simple),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -76,6 +76,12 @@ static void test_chain(void **state) {
 			 -EKEYEXPIRED);
 	assert_int_equal(x509_chain_verify(root, bundle, n, &l, now, now + 2 * 3600, NULL, NULL, NULL, 0), 0);
 
+	/* a bundle is not a root */
+	X509Root *two = NULL;
+	snprintf(path, sizeof path, "%s/bundle.pem", dir);
+	assert_int_equal(x509_root_load_pem(path, &two), -EBADMSG);
+	assert_null(two);
+
 	/* against the AWS root: unknown root */
 	char aws[4096];
 	snprintf(aws, sizeof aws, "%s/tests/vectors/nitro/aws-nitro-root-g1.pem", getenv("EML_SRCDIR") ?: ".");

@@ -64,6 +64,12 @@ static void run_vector(json_object *v) {
 	assert_int_equal(hpke_setup_s_derand(&p, pk_r, ikm_e.p, ikm_e.n, enc, &s), 0);
 	assert_memory_equal(enc, enc_v.p, 32);
 	assert_int_equal(hpke_setup_r(&p, enc, sk_r, &r), 0);
+	/* The loaded-key recipient path derives the same context. */
+	_cleanup_hpke_key_ struct hpke_key *key_r = NULL;
+	_cleanup_hpke_ctx_ struct hpke_ctx *r2 = NULL;
+	assert_int_equal(hpke_key_from_private(sk_r, &key_r), 0);
+	assert_memory_equal(hpke_key_public(key_r), pk_rm.p, 32);
+	assert_int_equal(hpke_setup_r_key(&p, enc, key_r, &r2), 0);
 
 	json_object *encs = json_object_object_get(v, "encryptions");
 	size_t n = encs ? json_object_array_length(encs) : 0;
@@ -82,6 +88,7 @@ static void run_vector(json_object *v) {
 		}
 		assert_int_equal(hpke_open(r, aad.p, aad.n, ct.p, ct.n, back), 0);
 		assert_memory_equal(back, pt.p, pt.n);
+		assert_int_equal(hpke_open(r2, aad.p, aad.n, ct.p, ct.n, back), 0);
 		if (i == 0) { /* single-shot is sequence 0 */
 			uint8_t enc1[32], one[ct.n], pt1[pt.n + 1];
 			assert_int_equal(hpke_open_once(&p, enc, sk_r, aad.p, aad.n, ct.p, ct.n, pt1), 0);
@@ -110,6 +117,8 @@ static void run_vector(json_object *v) {
 		assert_int_equal(hpke_export(s, ectx.p, ectx.n, a, L), 0);
 		assert_int_equal(hpke_export(r, ectx.p, ectx.n, b, L), 0);
 		assert_memory_equal(a, val.p, L);
+		assert_memory_equal(b, val.p, L);
+		assert_int_equal(hpke_export(r2, ectx.p, ectx.n, b, L), 0);
 		assert_memory_equal(b, val.p, L);
 		freebuf(&ectx), freebuf(&val);
 	}

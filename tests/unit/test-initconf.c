@@ -1,4 +1,4 @@
-/* Tests for initconf.c (eml-init's configuration) and nsmrandom.c (the GetRandom response parser). */
+/* Tests for initconf.c: eml-init's configuration. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -7,7 +7,6 @@
 
 #include "initconf.h"
 #include "macro.h"
-#include "nsmrandom.h"
 
 static int parse(const char *s, struct init_conf *c, char *err) {
 	return init_conf_parse(s, strlen(s), c, err, 128);
@@ -72,6 +71,8 @@ static void test_errors(void **state) {
 		{"command=/x\nrestart-delay-ms=500\nrestart-delay-max-ms=100\n",
 		 "line 3: restart-delay-max-ms is below restart-delay-ms"},
 		{"command=\n", "line 1: empty command"},
+		{"command= /x\n", "line 1: space after '='"},
+		{"command =/x\n", "line 1: space before '='"},
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
 		assert_int_equal(parse(bad[i].text, &c, err), -EINVAL);
@@ -93,43 +94,11 @@ static void test_errors(void **state) {
 	assert_int_equal(parse(many, &c, err), -EINVAL);
 }
 
-static void test_nsm_random(void **state) {
-	/* {"GetRandom":{"random":h'0102...20'}} encoded by hand per RFC 8949. */
-	uint8_t resp[64] = {0xA1, 0x69, 'G', 'e', 't', 'R', 'a', 'n', 'd', 'o', 'm',
-			    0xA1, 0x66, 'r', 'a', 'n', 'd', 'o', 'm', 0x58, 0x20};
-	for (int i = 0; i < 32; i++) resp[21 + i] = (uint8_t)(i + 1);
-	const uint8_t *data;
-	size_t n;
-	assert_int_equal(nsm_parse_get_random(resp, 53, &data, &n), 0);
-	assert_int_equal(n, 32);
-	assert_ptr_equal(data, resp + 21);
-	/* Trailing or missing bytes, wrong key, indefinite length, error reply. */
-	assert_int_equal(nsm_parse_get_random(resp, 54, &data, &n), -EBADMSG);
-	assert_int_equal(nsm_parse_get_random(resp, 52, &data, &n), -EBADMSG);
-	resp[13] = 'R';
-	assert_int_equal(nsm_parse_get_random(resp, 53, &data, &n), -EBADMSG);
-	resp[13] = 'r';
-	resp[19] = 0x5F;
-	assert_int_equal(nsm_parse_get_random(resp, 53, &data, &n), -EBADMSG);
-	/* Short form length: 0x44 = bstr(4). */
-	resp[19] = 0x44;
-	assert_int_equal(nsm_parse_get_random(resp, 24, &data, &n), 0);
-	assert_int_equal(n, 4);
-	static const uint8_t error[] = {0xA1, 0x65, 'E', 'r', 'r', 'o', 'r', 0x6F, 'I', 'n', 'v', 'a', 'l', 'i', 'd',
-					'A', 'r', 'g', 'u', 'm', 'e', 'n', 't'};
-	assert_int_equal(nsm_parse_get_random(error, sizeof error, &data, &n), -EPROTO);
-	/* The request is the bare text string "GetRandom". */
-	assert_int_equal(nsm_get_random_request[0], 0x60 + 9);
-	assert_memory_equal(nsm_get_random_request + 1, "GetRandom", 9);
-	assert_int_equal(nsm_get_random("/nonexistent/nsm", resp, sizeof resp), -ENOENT);
-}
-
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_full),
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_nsm_random),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

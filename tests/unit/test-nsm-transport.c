@@ -31,7 +31,7 @@ static void test_frames(void **state) {
 	assert_int_equal(n, sizeof msg);
 	/* announced length above the reader's limit */
 	assert_int_equal(nsm_frame_write(sv[0], msg, sizeof msg), 0);
-	assert_int_equal(nsm_frame_read(sv[1], buf, 4, &n), -EBADMSG);
+	assert_int_equal(nsm_frame_read(sv[1], buf, 4, &n), -EMSGSIZE);
 	/* zero length is not a message */
 	close(sv[0]);
 	close(sv[1]);
@@ -56,6 +56,12 @@ static void test_open(void **state) {
 	assert_int_equal(nsm_transport_open("unix:/nonexistent/nsm.sock", &t), -ENOENT);
 	assert_int_equal(nsm_transport_open("/nonexistent/nsm", &t), -ENOENT);
 	assert_null(nsm_transport_free(NULL));
+	/* a character device that is not the NSM: the ioctl path reports the driver's refusal */
+	_cleanup_(nsm_transport_freep) NsmTransport *dev = NULL;
+	assert_int_equal(nsm_transport_open("/dev/null", &dev), 0);
+	static uint8_t resp[NSM_RESPONSE_MAX];
+	size_t n;
+	assert_int_equal(nsm_transport_call(dev, (const uint8_t *)"\x69GetRandom", 10, resp, sizeof resp, &n), -ENOTTY);
 }
 
 /* A unix exchange against a one-shot echo peer on an abstract socket. */

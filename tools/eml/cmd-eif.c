@@ -204,6 +204,58 @@ static int verb_pcr(int argc, char **argv) {
 EML_COMMAND(eif_pcr, "eif pcr", "EIF", "check an enclave image file and print its PCR0/1/2 as nitro-cli does",
 	    verb_pcr);
 
+static int verb_describe(int argc, char **argv) {
+	if (argc != 2 || argv[1][0] == '-') return command_usage("eif describe");
+	struct eif_info info;
+	const char *why = NULL;
+	_cleanup_free_ char *cmdline = NULL, *metadata = NULL;
+	int r = eif_describe_file(argv[1], &info, &cmdline, &metadata, &why);
+	if (r < 0) {
+		fprintf(stderr, "error: %s: %s (%s)\n", argv[1], why ? why : "invalid image", strerror(-r));
+		return 1;
+	}
+	__attribute__((cleanup(json_putp))) json_object *root = json_object_new_object();
+	json_object *sections = json_object_new_array(), *pcrs = json_object_new_object();
+	if (!root || !sections || !pcrs) {
+		json_object_put(sections);
+		json_object_put(pcrs);
+		return 1;
+	}
+	json_object_object_add(root, "version", json_object_new_int(info.version));
+	json_object_object_add(root, "arch", json_object_new_string(info.flags & 1 ? "aarch64" : "x86_64"));
+	json_object_object_add(root, "default_mem_mib", json_object_new_int64((int64_t)(info.default_mem >> 20)));
+	json_object_object_add(root, "default_cpus", json_object_new_int64((int64_t)info.default_cpus));
+	char crc[9];
+	snprintf(crc, sizeof crc, "%08x", info.crc32);
+	json_object_object_add(root, "crc32", json_object_new_string(crc));
+	for (size_t i = 0; i < info.num_sections; i++) {
+		json_object *sec = json_object_new_object();
+		if (!sec) return 1;
+		json_object_object_add(sec, "type", json_object_new_string(eif_section_type_to_string(info.section_types[i])));
+		json_object_object_add(sec, "size", json_object_new_int64((int64_t)info.section_sizes[i]));
+		json_object_array_add(sections, sec);
+	}
+	json_object_object_add(root, "sections", sections);
+	json_object_object_add(root, "cmdline", cmdline ? json_object_new_string(cmdline) : NULL);
+	/* The metadata is shown as parsed JSON when it is JSON, else as a string: it is not measured, so it is
+	 * informative only and never trusted. */
+	json_object *meta = metadata ? json_tokener_parse(metadata) : NULL;
+	if (metadata && !meta) meta = json_object_new_string(metadata);
+	json_object_object_add(root, "metadata", meta);
+	json_object_object_add(root, "signed", json_object_new_boolean(info.has_signature));
+	for (int i = 0; i < 3; i++) {
+		char key[16], hex[2 * EIF_PCR_SIZE + 1];
+		snprintf(key, sizeof key, "PCR%d", i);
+		hex_encode(info.pcrs.pcr[i], EIF_PCR_SIZE, hex);
+		json_object_object_add(pcrs, key, json_object_new_string(hex));
+	}
+	json_object_object_add(root, "pcrs", pcrs);
+	puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+	return 0;
+}
+EML_COMMAND(eif_describe, "eif describe", "EIF", "check an enclave image file and print its header, sections and PCRs",
+	    verb_describe);
+
 static int verb_ramdisk(int argc, char **argv) {
 	static const struct option opts[] = {{"output", required_argument, NULL, 'o'}, {}};
 	const char *out = NULL;

@@ -5,6 +5,7 @@
 #include "command.h"
 #include "embedder.h"
 #include "macro.h"
+#include "remote.h"
 #include "util.h"
 
 static int verb_embed(int argc, char **argv) {
@@ -17,6 +18,10 @@ static int verb_embed(int argc, char **argv) {
 		{"policy", required_argument, NULL, 'P'},
 		{},
 	};
+	/* Remote embedding through an attested session has its own options: cmd-remote.c parses them. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+		if (strcmp(argv[i], "--endpoint") == 0 || strncmp(argv[i], "--endpoint=", 11) == 0)
+			return embed_remote(argc, argv);
 	const char *dir = NULL;
 	uint64_t batch = 32, threads = 1;
 	unsigned flags = 0;
@@ -36,7 +41,7 @@ static int verb_embed(int argc, char **argv) {
 			break;
 		case 'e':
 		case 'P':
-			fprintf(stderr, "error: remote embedding (--endpoint) is not part of this build's local engine\n");
+			fprintf(stderr, "error: --policy goes with --endpoint\n");
 			return 2;
 		default:
 			return command_usage("embed");

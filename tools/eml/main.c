@@ -39,12 +39,22 @@ static bool has_prefix_words(const char *path, int argc, char **argv) {
 	return true;
 }
 
-static void list_commands(FILE *f, int argc, char **argv) {
-	FOREACH_COMMAND(c) {
-		if (has_prefix_words(c->path, argc, argv)) fprintf(f, "  eml %-22s %s\n", c->path, c->summary);
-	}
+static int cmp_path(const void *a, const void *b) {
+	return strcmp((*(const struct eml_command *const *)a)->path, (*(const struct eml_command *const *)b)->path);
 }
 
+/* Commands whose path starts with the given words, sorted by path. */
+static void list_commands(FILE *f, int argc, char **argv) {
+	size_t n = (size_t)(__stop_eml_commands - __start_eml_commands), k = 0;
+	const struct eml_command **sorted = calloc(n ? n : 1, sizeof *sorted);
+	if (!sorted) return;
+	FOREACH_COMMAND(c) {
+		if (has_prefix_words(c->path, argc, argv)) sorted[k++] = c;
+	}
+	qsort(sorted, k, sizeof *sorted, cmp_path);
+	for (size_t i = 0; i < k; i++) fprintf(f, "  eml %-22s %s\n", sorted[i]->path, sorted[i]->summary);
+	free(sorted);
+}
 
 int command_usage(const char *path) {
 	FOREACH_COMMAND(c) {

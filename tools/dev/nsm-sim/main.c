@@ -69,6 +69,8 @@ static int attestation(struct sim *s, const struct nsm_request *q, uint8_t **ret
 	if ((q->user_data && q->user_data_len > ATTEST_USER_DATA_MAX) || (q->nonce && q->nonce_len > ATTEST_NONCE_MAX) ||
 	    (q->public_key && q->public_key_len > ATTEST_PUBLIC_KEY_MAX))
 		return respond_error(NSM_E_INPUT_TOO_LARGE, ret, ret_len);
+	/* AWS documents public_key as 1..1024 bytes: an empty one is not a key */
+	if (q->public_key && q->public_key_len == 0) return respond_error(NSM_E_INVALID_ARGUMENT, ret, ret_len);
 	uint64_t now_ms = now_realtime_usec() / 1000;
 	time_t now = (time_t)(now_ms / 1000);
 	if (!s->leaf_key || now - s->leaf_issued > DEVCA_LEAF_LIFETIME_S - RENEW_BEFORE_S) {
@@ -223,11 +225,11 @@ static int serve_one(struct sim *s, int fd) {
 	int r = nsm_frame_read(fd, req, sizeof req, &len);
 	uint8_t *resp = NULL;
 	size_t resp_len;
-	if (r == -EBADMSG) {
+	if (r == -EMSGSIZE) {
 		/* larger than the device's request limit: answer as the device would, then drop the stream */
 		if (respond_error(NSM_E_INPUT_TOO_LARGE, &resp, &resp_len) == 0) nsm_frame_write(fd, resp, resp_len);
 		free(resp);
-		return -EBADMSG;
+		return r;
 	}
 	if (r < 0) return r;
 	r = handle(s, req, len, &resp, &resp_len);

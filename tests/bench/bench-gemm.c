@@ -1,0 +1,42 @@
+/* bench-gemm: GFLOP/s of the encoder's matrix product (kernels.h) on MiniLM's shapes, one thread, AVX2/FMA
+ * and portable kernels; compare with bench-fma-peak's figure from the same run. */
+#include <stdio.h>
+
+#include "kernels.h"
+#include "macro.h"
+#include "util.h"
+
+static double bench(const struct kernels *k, size_t m, size_t n, size_t kk, int act) {
+	float *a = malloc(m * kk * sizeof(float)), *w = malloc(n * kk * sizeof(float)),
+	      *c = malloc(m * n * sizeof(float)), *bias = calloc(n, sizeof(float));
+	float *packed = aligned_alloc(64, kernels_packed_size(n, kk));
+	for (size_t i = 0; i < m * kk; i++) a[i] = (float)(i % 7) * 0.1f;
+	for (size_t i = 0; i < n * kk; i++) w[i] = (float)(i % 5) * 0.01f;
+	kernels_pack(w, n, kk, packed);
+	struct gemm_args g = {.a = a, .lda = kk, .packed = packed, .bias = bias, .c = c, .ldc = n, .m = m, .n = n,
+			      .k = kk, .act = act};
+	size_t panels = (n + KERNEL_NR - 1) / KERNEL_NR;
+	double best = 1e30;
+	for (int r = 0; r < 30; r++) {
+		uint64_t t0 = now_monotonic_usec();
+		k->gemm(&g, 0, m, 0, panels);
+		best = MIN(best, (double)(now_monotonic_usec() - t0 + 1));
+	}
+	free(a), free(w), free(c), free(bias), free(packed);
+	return 2.0 * m * n * kk / best / 1e3;
+}
+
+int main(void) {
+	static const size_t shapes[][3] = {{128, 1152, 384}, {128, 384, 384}, {128, 1536, 384}, {128, 384, 1536},
+					   {16, 1536, 384}, {1024, 1536, 384}};
+	for (int p = 0; p < 2; p++) {
+		const struct kernels *k = kernels_select(p == 1);
+		for (size_t i = 0; i < ARRAY_SIZE(shapes); i++)
+			printf("gemm kernels=%s m=%zu n=%zu k=%zu gflops=%.1f%s\n", k->name, shapes[i][0], shapes[i][1],
+			       shapes[i][2], bench(k, shapes[i][0], shapes[i][1], shapes[i][2], ACT_NONE),
+			       " (best of 30, 1 thread)");
+		printf("gemm kernels=%s m=128 n=1536 k=384 +gelu gflops=%.1f\n", k->name,
+		       bench(k, 128, 1536, 384, ACT_GELU));
+	}
+	return 0;
+}

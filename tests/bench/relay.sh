@@ -1,0 +1,52 @@
+# eml-blind-relay against Debian's systemd-socket-proxyd on loopback, in one run, same echo upstream:
+#   throughput: 256 MiB each way in 1 MiB frames (MiB/s, one direction)
+#   latency:    1 KiB request/response, p50 over 5000 round trips, minus the p50 of a direct connection
+# Rounds alternate between the two so background load hits both alike; best and median of the rounds.
+set -euo pipefail
+B=${EML_BUILD:-$PWD/build/release}
+PEER=$B/testbin/relay-peer
+PROXYD=/lib/systemd/systemd-socket-proxyd
+ROUNDS=${BENCH_ROUNDS:-5}
+[[ -x $PROXYD ]] || { echo "no $PROXYD (Debian package systemd)"; exit 1; }
+tmp=$(mktemp -d); pids=()
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
+
+up=$("$PEER" free-port); "$PEER" server "tcp:127.0.0.1:$up" & pids+=($!)
+rp=$("$PEER" free-port)
+EML_LOG_LEVEL=warning "$B/bin/eml-blind-relay" --listen "tcp:127.0.0.1:$rp" --enclave "tcp:127.0.0.1:$up" \
+	2>"$tmp/relay.log" & pids+=($!); relay_pid=$!
+pp=$("$PEER" free-port)
+systemd-socket-activate -l "127.0.0.1:$pp" "$PROXYD" "127.0.0.1:$up" 2>"$tmp/proxyd.log" & pids+=($!); proxyd_pid=$!
+for p in $rp $pp; do
+	for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.05; done
+done
+sleep 0.2
+
+tput() { "$PEER" stream "tcp:127.0.0.1:$1" $((256 << 20)) 1048576 | awk '/MiB\/s/{print $1}'; }
+# CPU time (user+system clock ticks) a process has used: unlike wall time, hardly affected by other load.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A C=([relay]=0 [proxyd]=0)
+p50() { "$PEER" rr "tcp:127.0.0.1:$1" 1024 5000 | awk '{print $2}'; }
+declare -A T L
+for r in $(seq "$ROUNDS"); do
+	c0=$(ticks $relay_pid); T[relay]+="$(tput "$rp") "; C[relay]=$((C[relay] + $(ticks $relay_pid) - c0))
+	c0=$(ticks $proxyd_pid); T[proxyd]+="$(tput "$pp") "; C[proxyd]=$((C[proxyd] + $(ticks $proxyd_pid) - c0))
+	d=$(p50 "$up"); a=$(p50 "$rp"); b=$(p50 "$pp"); d2=$(p50 "$up")
+	d=$(((d + d2) / 2))
+	L[relay]+="$((a - d)) "; L[proxyd]+="$((b - d)) "
+done
+stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v hi="$2" '{v[NR]=$1} END {
+	best = hi ? v[NR] : v[1]; printf "best %s median %s (rounds: %d)", best, v[int((NR + 1) / 2)], NR }'; }
+med() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
+echo "throughput MiB/s   eml-blind-relay: $(stats "${T[relay]}" 1)"
+echo "throughput MiB/s   socket-proxyd:   $(stats "${T[proxyd]}" 1)"
+hz=$(getconf CLK_TCK)
+for k in relay proxyd; do
+	awk -v t="${C[$k]}" -v hz="$hz" -v r="$ROUNDS" -v k="$k" 'BEGIN {
+		printf "CPU s per GiB moved %-6s %.3f (user+sys of the proxy process over %d x 256 MiB each way)\n", k, t / hz / (r * 0.25 * 2), r }'
+done
+echo "added p50 us, 1KiB eml-blind-relay: $(stats "${L[relay]}" 0)"
+echo "added p50 us, 1KiB socket-proxyd:   $(stats "${L[proxyd]}" 0)"
+tr=$(med "${T[relay]}"); tp=$(med "${T[proxyd]}"); lr=$(med "${L[relay]}"); lp=$(med "${L[proxyd]}")
+awk -v a="$tr" -v b="$tp" 'BEGIN { printf "target throughput >= proxyd (medians): %s\n", (a >= b ? "met" : "MISSED") }'
+awk -v a="$lr" -v b="$lp" 'BEGIN { printf "target added p50 <= proxyd x 1.1 (medians): %s\n", (a <= b * 1.1 ? "met" : "MISSED") }'

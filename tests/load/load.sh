@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# make load: CLIENTS clients (default 64, CLIENTS=) each running `eml embed --endpoint` back to back for LOAD_SECONDS
+# (default 60) against the whole stack on loopback (simulated NSM, eml-kms-local, eml-kms-relay, eml-inferenced
+# with a sealed MiniLM-shaped model, eml-blind-relay socket-activated). Prints requests, errors (with the
+# distinct error lines), throughput and latency percentiles of whole client runs (session setup, attestation
+# check, one embedding, receipt) and the number of AUDIT entries the relay logged. Not part of `make check`.
+set -euo pipefail
+export EML_BUILD=${EML_BUILD:-$PWD/build/release}
+export EML_SRCDIR=${EML_SRCDIR:-$PWD}
+source "$EML_SRCDIR/tests/integration/lib/stack.sh"
+CLIENTS=${CLIENTS:-64}
+SECONDS_=${LOAD_SECONDS:-60}
+
+missing=()
+[[ -x $B/eml-inferenced ]] || missing+=(eml-inferenced)
+"$B/eml" embed --help 2>&1 | grep -q -- --endpoint || missing+=("eml embed --endpoint")
+"$B/eml" --help | grep -q '^  eml model seal ' || missing+=("eml model seal")
+"$B/eml" --help | grep -q '^  eml dev init ' || missing+=("eml dev init")
+if ((${#missing[@]})); then
+	echo "load: cannot run yet, missing: ${missing[*]}" >&2
+	exit 1
+fi
+
+mkdir -p "$S/model"
+V=$EML_SRCDIR/tests/vectors/models/all-MiniLM-L6-v2
+cp "$V/config.json" "$V/vocab.txt" "$S/model/"
+"$B/eml" model random --config "$S/model/config.json" --seed 1 -o "$S/model/model.safetensors"
+stack_ca
+stack_nsm
+stack_kms_local
+stack_kms_key "$PCR0"
+stack_kms_relay
+"$B/eml" dev init "$S/dev" >/dev/null
+"$B/eml-inferenced" --listen "unix:$S/enclave.sock" --listen-control "unix:$S/ctl.sock" --nsm "$NSM" \
+	--kms-relay "$KMS_RELAY" --signers "$S/dev/signers" 2>"$S/inferenced.log" &
+stack_track $!
+stack_wait_socket "$S/ctl.sock"
+"$B/eml" model seal --model "$S/model" --key-id "$KEY" --signing-key "$S/dev/owner.pem" -o "$S/model.emodel" \
+	--kms-endpoint "$KMS_URL" --model-id load --version 1 >/dev/null
+EML_CONTROL=unix:$S/ctl.sock "$B/eml" ctl load "$S/model.emodel" >/dev/null
+stack_blind_relay "unix:$S/enclave.sock"
+embed=("$B/eml" embed --endpoint "$RELAY" --policy "$S/dev/policy.json" --dev-root "$S/ca/root.pem")
+"${embed[@]}" "warm up" >/dev/null || fail "first request"
+
+echo "load: $CLIENTS clients for $SECONDS_ s against $RELAY"
+end=$(($(date +%s) + SECONDS_))
+clients=()
+for c in $(seq "$CLIENTS"); do
+	(
+		i=0
+		while (($(date +%s) < end)); do
+			i=$((i + 1))
+			t=$(date +%s%N)
+			if "${embed[@]}" "client $c request $i: a short sentence to embed" >/dev/null 2>"$S/c$c.err1"; then
+				echo $((($(date +%s%N) - t) / 1000)) >>"$S/c$c.ok"
+			else
+				head -n1 "$S/c$c.err1" >>"$S/c$c.err"
+			fi
+		done
+	) &
+	clients+=($!)
+done
+for p in "${clients[@]}"; do wait "$p" || true; done
+
+ok=$(cat "$S"/c*.ok 2>/dev/null | wc -l)
+errors=$(cat "$S"/c*.err 2>/dev/null | wc -l)
+echo "requests: $((ok + errors)), errors: $errors, throughput: $(awk -v n="$ok" -v s="$SECONDS_" 'BEGIN {printf "%.1f", n / s}') req/s"
+if ((errors)); then cat "$S"/c*.err | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn | head -n 5; fi
+cat "$S"/c*.ok 2>/dev/null | sort -n | awk '{a[NR]=$1} END {
+	if (!NR) exit; printf "latency ms: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
+	a[int(NR*0.50)+1]/1000, a[int(NR*0.90)+1]/1000, a[int(NR*0.99)+1 > NR ? NR : int(NR*0.99)+1]/1000,
+	a[int(NR*0.999)+1 > NR ? NR : int(NR*0.999)+1]/1000, a[NR]/1000}'
+echo "AUDIT entries: $(grep -c 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$S/blind-relay.log" || true)"
+((errors == 0))

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# bench-peers.sh MODEL_DIR: our encoder (eml bench) and onnxruntime fp32 (npm onnxruntime-node) on the same
+# weights and shapes, interleaved in one run, 2 threads each. The ONNX file comes from the PyTorch oracle
+# (tests/oracle/oracle.py --onnx), so both engines run the same network; ORT's output is first checked
+# against the oracle's fixture. onnxruntime-node is installed under build/peers with
+# ONNXRUNTIME_NODE_INSTALL=skip (no GPU binaries are fetched; the CPU library ships in the package).
+set -euo pipefail
+model=$1
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+work=$src/build/peers
+eml=${EML_BUILD:-$src/build/release}/bin/eml
+py=${ORACLE_PYTHON:-/usr/bin/python3}
+threads=${THREADS:-2}
+shapes=${SHAPES:-1x16 1x32 1x128 8x32 32x32}
+ort_version=${ORT_VERSION:-1.30.0}
+mkdir -p "$work"
+
+if [[ ! -d $work/node_modules/onnxruntime-node ]]; then
+	echo '{"name":"eml-peers","private":true}' >"$work/package.json"
+	(cd "$work" && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund "onnxruntime-node@$ort_version" >&2)
+fi
+if [[ ! -e $work/model.onnx || $work/model.onnx -ot $model/model.safetensors ]]; then
+	"$py" "$src/tests/oracle/oracle.py" --model "$model" --onnx "$work/model.onnx" 2>/dev/null
+fi
+jq -c '.cases[0] | {ids, embedding}' "$src/tests/oracle/fixture.json" >"$work/ref.json"
+
+printf '%-7s %12s %12s %8s\n' shape eml_ms ort_ms ratio
+declare -A ours theirs
+for s in $shapes; do
+	o=$("$eml" bench --model "$model" --shape "$s" --threads "$threads" 2>/dev/null)
+	t=$(cd "$work" && node "$here/bench-ort.mjs" "$work/model.onnx" "$s" "$threads" "$work/ref.json")
+	echo "eml: $o" >&2
+	echo "ort: $t" >&2
+	om=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$o")
+	tm=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$t")
+	printf '%-7s %12s %12s %8.3f\n' "$s" "$om" "$tm" "$(jq -n "$om / $tm")"
+done
