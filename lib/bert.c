@@ -345,7 +345,7 @@ static void run_gemm(void *arg, unsigned long task, unsigned tid) {
 static void run_layernorm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	size_t H = j->c->m->cfg.hidden, r0 = task * LN_ROWS, r1 = MIN(r0 + LN_ROWS, j->tokens);
-	kernels_layernorm(j->ln_src + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
+	j->c->m->k->layernorm(j->ln_src + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 
 static void run_embed(void *arg, unsigned long s, unsigned tid) {
@@ -356,7 +356,7 @@ static void run_embed(void *arg, unsigned long s, unsigned tid) {
 		float *x = j->c->x + (j->starts[s] + t) * H;
 		const float *w = m->word + (size_t)j->ids[s][t] * H, *p = m->pos + t * H;
 		for (size_t h = 0; h < H; h++) x[h] = w[h] + p[h] + m->type[h];
-		kernels_layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
+		m->k->layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
 	}
 }
 
@@ -388,7 +388,7 @@ static void run_gemm_ln(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	size_t H = j->c->m->cfg.hidden, r0 = task * j->row_block, r1 = MIN(r0 + j->row_block, j->tokens);
 	j->c->m->k->gemm(&j->g, r0, r1, 0, (j->g.n + KERNEL_NR - 1) / KERNEL_NR);
-	kernels_layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
+	j->c->m->k->layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 
 /* x = LayerNorm(a lᵀ + bias + x). The product goes to a scratch buffer (it accumulates in its output across
