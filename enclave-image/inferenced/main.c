@@ -190,8 +190,8 @@ int main(int argc, char **argv) {
 		usage();
 		return 2;
 	}
-	if (n_control == 0) control_addrs[n_control++] = (char *)"vsock:4294967295:5001"; /* VMADDR_CID_ANY */
-	if (n_session == 0) session_addrs[n_session++] = (char *)"vsock:4294967295:5000";
+	if (n_control == 0) control_addrs[n_control++] = (char *)"vsock::5001"; /* any CID */
+	if (n_session == 0) session_addrs[n_session++] = (char *)"vsock::5000";
 	d.production = strcmp(d.cfg.nsm_device, "/dev/nsm") == 0;
 
 	/* Signals are taken by the loop; every thread inherits the blocked mask. */
