@@ -200,6 +200,31 @@ static void test_refused(void **state) {
 	expect_refusal(pm, (struct enclave){.pcr0 = 0x5a}, "MODEL_NOT_ALLOWED");
 }
 
+/* A silent enclave: the blocking driver gives up at the handshake deadline instead of hanging. */
+static void test_silent_peer_times_out(void **state) {
+	int sv[2];
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	SessionClientConfig cc = {.verify_attestation = session_verify_nitro, .limits.handshake_timeout_usec = 200000};
+	_cleanup_session_client_ SessionClient *c = NULL;
+	uint64_t t0 = now_monotonic_usec();
+	assert_int_equal(session_client_new(&cc, t0, &c), 0);
+	assert_int_equal(session_client_handshake_fd(c, sv[0]), -ETIMEDOUT);
+	uint64_t took = now_monotonic_usec() - t0;
+	assert_true(took >= 200000 && took < 5000000);
+	assert_int_equal(session_client_status(c)->error, SESSION_TIMEOUT);
+	/* What the enclave side received: HELLO, then ERROR TIMEOUT. */
+	uint8_t buf[512];
+	ssize_t n = read(sv[1], buf, sizeof buf);
+	assert_true(n > 24);
+	assert_int_equal(buf[3], 1); /* HELLO */
+	size_t hello_len = 12 + ((size_t)buf[10] << 8 | buf[11]);
+	assert_true((size_t)n > hello_len + 12);
+	assert_int_equal(buf[hello_len + 3], 5); /* ERROR */
+	assert_non_null(memmem(buf + hello_len, (size_t)n - hello_len, "TIMEOUT", 7));
+	close(sv[0]);
+	close(sv[1]);
+}
+
 /* ---- eml_client against an enclave stand-in on a unix socket ---------------------------------------- */
 
 static const uint8_t receipt_seed[32] = "receipt key seed for the tests!";
@@ -327,6 +352,7 @@ int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_accepted),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_silent_peer_times_out),
 		cmocka_unit_test(test_eml_client),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

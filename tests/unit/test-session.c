@@ -386,6 +386,41 @@ static void test_error_frame_flips(void **state) {
 	}
 }
 
+/* The frames that end a session the other way round: the server's CLOSE and the client's ERROR. */
+static void test_end_frame_flips(void **state) {
+	SessionServerConfig sc = server_cfg();
+	SessionClientConfig cc = client_cfg();
+	uint8_t buf[1024];
+	size_t n;
+	for (int which = 0; which < 2; which++)
+		for (size_t bit = 0;; bit++) {
+			_cleanup_session_client_ SessionClient *c = NULL;
+			_cleanup_session_server_ SessionServer *s = NULL;
+			handshake(&c, &s, &cc, &sc);
+			const uint8_t *p;
+			if (which == 0) {
+				assert_int_equal(session_server_close(s), 0);
+				p = session_server_pending_output(s, &n);
+			} else {
+				assert_true(session_client_feed(c, "EM\x02", 3, 0) < 0); /* a bad version: ERROR */
+				p = session_client_pending_output(c, &n);
+			}
+			assert_true(n < sizeof buf);
+			if (bit >= n * 8) break;
+			memcpy(buf, p, n);
+			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			if (which == 0) {
+				(void)session_client_feed(c, buf, n, 1);
+				(void)session_client_eof(c);
+				if (session_client_status(c)->state != SESSION_FAILED) fail_msg("CLOSE bit %zu unnoticed", bit);
+			} else {
+				(void)session_server_feed(s, buf, n, 1);
+				(void)session_server_eof(s);
+				if (session_server_status(s)->state != SESSION_FAILED) fail_msg("ERROR bit %zu unnoticed", bit);
+			}
+		}
+}
+
 /* ---- replay, reorder, splicing ---------------------------------------------------------------------- */
 
 static uint8_t *take_output_client(SessionClient *c, size_t *ret_len) {
@@ -845,6 +880,7 @@ int main(void) {
 		cmocka_unit_test(test_empty_and_default_aead),
 		cmocka_unit_test(test_bit_flips),
 		cmocka_unit_test(test_error_frame_flips),
+		cmocka_unit_test(test_end_frame_flips),
 		cmocka_unit_test(test_replay_reorder),
 		cmocka_unit_test(test_response_replay),
 		cmocka_unit_test(test_bad_hello),
