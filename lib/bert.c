@@ -234,6 +234,7 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 	for (unsigned i = 0; i < cfg->layers; i++) {
 		struct layer *l = &m->layer[i];
 		char p[64], n[128];
+		safetensors_release_all(st); /* file pages mapped so far, so the peak stays near one copy */
 		static const char *const qkv[] = {"attention.self.query", "attention.self.key", "attention.self.value"};
 		static const char *const out[] = {"attention.output.dense"};
 		static const char *const up[] = {"intermediate.dense"};
