@@ -234,6 +234,7 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 	for (unsigned i = 0; i < cfg->layers; i++) {
 		struct layer *l = &m->layer[i];
 		char p[64], n[128];
+		safetensors_release_all(st); /* file pages mapped so far, so the peak stays near one copy */
 		static const char *const qkv[] = {"attention.self.query", "attention.self.key", "attention.self.value"};
 		static const char *const out[] = {"attention.output.dense"};
 		static const char *const up[] = {"intermediate.dense"};
@@ -431,7 +432,8 @@ static void gemm_residual_ln(struct job *j, const float *a, size_t lda, const st
 		return;
 	}
 	gemm(j, a, lda, l, c->x, tmp, ACT_NONE);
-	threadpool_run(c->pool, run_layernorm, j, tasks);
+	/* So few rows normalise in microseconds: cheaper on this thread than another synchronisation. */
+	for (size_t t = 0; t < tasks; t++) run_layernorm(j, t, 0);
 }
 
 int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *lens, size_t batch, float *ret) {
