@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# make load: CLIENTS clients (default 64, CLIENTS=) each running `eml embed --endpoint` back to back for LOAD_SECONDS
-# (default 60) against the whole stack on loopback (simulated NSM, eml-kms-local, eml-kms-relay, eml-inferenced
-# with a sealed MiniLM-shaped model, eml-blind-relay socket-activated). Prints requests, errors (with the
-# distinct error lines), throughput and latency percentiles of whole client runs (session setup, attestation
+# make load: CLIENTS clients (default 64) each running `eml embed --endpoint` back to back for LOAD_SECONDS
+# (default 60) against the whole stack on loopback (simulated NSM, eml-blind-relay socket-activated, the
+# session service: eml-inferenced with a sealed MiniLM-shaped model, or eml dev serve until it serves
+# sessions). Prints requests, errors (with the distinct error lines), throughput and latency percentiles of whole client runs (session setup, attestation
 # check, one embedding, receipt) and the number of AUDIT entries the relay logged. Not part of `make check`.
 set -euo pipefail
 export EML_BUILD=${EML_BUILD:-$PWD/build/release}
@@ -11,38 +11,15 @@ source "$EML_SRCDIR/tests/integration/lib/stack.sh"
 CLIENTS=${CLIENTS:-64}
 SECONDS_=${LOAD_SECONDS:-60}
 
-missing=()
-[[ -x $B/eml-inferenced ]] || missing+=(eml-inferenced)
-"$B/eml" embed --help 2>&1 | grep -q -- --endpoint || missing+=("eml embed --endpoint")
-"$B/eml" --help | grep -q '^  eml model seal ' || missing+=("eml model seal")
-"$B/eml" --help | grep -q '^  eml dev init ' || missing+=("eml dev init")
-if ((${#missing[@]})); then
-	echo "load: cannot run yet, missing: ${missing[*]}" >&2
-	exit 1
-fi
-
-mkdir -p "$S/model"
-V=$EML_SRCDIR/tests/vectors/models/all-MiniLM-L6-v2
-cp "$V/config.json" "$V/vocab.txt" "$S/model/"
-"$B/eml" model random --config "$S/model/config.json" --seed 1 -o "$S/model/model.safetensors"
 stack_ca
 stack_nsm
-stack_kms_local
-stack_kms_key "$PCR0"
-stack_kms_relay
-"$B/eml" dev init "$S/dev" >/dev/null
-"$B/eml-inferenced" --listen "unix:$S/enclave.sock" --listen-control "unix:$S/ctl.sock" --nsm "$NSM" \
-	--kms-relay "$KMS_RELAY" --signers "$S/dev/signers" 2>"$S/inferenced.log" &
-stack_track $!
-stack_wait_socket "$S/ctl.sock"
-"$B/eml" model seal --model "$S/model" --key-id "$KEY" --signing-key "$S/dev/owner.pem" -o "$S/model.emodel" \
-	--kms-endpoint "$KMS_URL" --model-id load --version 1 >/dev/null
-EML_CONTROL=unix:$S/ctl.sock "$B/eml" ctl load "$S/model.emodel" >/dev/null
-stack_blind_relay "unix:$S/enclave.sock"
-embed=("$B/eml" embed --endpoint "$RELAY" --policy "$S/dev/policy.json" --dev-root "$S/ca/root.pem")
+stack_model 1
+stack_service
+stack_blind_relay "$SERVICE"
+embed=("$B/eml" embed --endpoint "$RELAY" --policy "$S/dev/policy.cose" --policy-key "$S/dev/policy-key.pub")
 "${embed[@]}" "warm up" >/dev/null || fail "first request"
 
-echo "load: $CLIENTS clients for $SECONDS_ s against $RELAY"
+echo "load: $CLIENTS clients for $SECONDS_ s against $RELAY (session service: $SERVICE_BY)"
 end=$(($(date +%s) + SECONDS_))
 clients=()
 for c in $(seq "$CLIENTS"); do

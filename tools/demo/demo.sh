@@ -18,8 +18,16 @@ EML=$BIN/eml
 D=$ROOT/build/demo
 START=$(date +%s%N)
 pids=()
+ns_inits=() # unshare processes: their child is the enclave's PID 1, which alone can stop it
 stop_all() {
-	local p
+	local p c
+	for p in "${ns_inits[@]}"; do
+		c=$(pgrep -P "$p" || true)
+		[[ -z $c ]] || kill -TERM "$c" 2>/dev/null || true
+		for _ in $(seq 100); do kill -0 "$p" 2>/dev/null || break; sleep 0.05; done
+		[[ -z $c ]] || kill -KILL "$c" 2>/dev/null || true
+		wait "$p" 2>/dev/null || true
+	done
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
 	[[ -n ${KEEP:-} ]] || rm -rf "$D"
@@ -36,7 +44,7 @@ die() {
 	exit 1
 }
 have() { [[ -x $BIN/$1 ]]; }
-has_cmd() { "$EML" --help | grep -q "^  eml $1 "; }
+has_cmd() { local h; h=$("$EML" --help); grep -q "^  eml $1 " <<<"$h"; }
 wait_file() { # FILE [REGEX] [SECONDS]
 	local i
 	for i in $(seq $((${3:-10} * 20))); do
@@ -67,21 +75,6 @@ for b in eml eml-nsm-sim eml-kms-local eml-kms-relay eml-blind-relay eml-init em
 done
 have eml && have eml-nsm-sim && have eml-kms-local && have eml-kms-relay || die "the host components are not built"
 
-say "eml dev init: development CA, model-owner key, signed policy"
-if has_cmd "dev init"; then
-	"$EML" dev init "$D/dev" >"$D/dev-init.out" || die "eml dev init"
-	CA=$D/dev/ca
-else
-	mkdir -p "$D/dev"
-	"$EML" dev ca init "$D/dev/ca" >/dev/null || die "eml dev ca init"
-	CA=$D/dev/ca
-	openssl genpkey -algorithm ed25519 -out "$D/dev/owner.pem" 2>/dev/null
-	mkdir -p "$D/dev/signers"
-	openssl pkey -in "$D/dev/owner.pem" -pubout -out "$D/dev/signers/owner.pub"
-fi
-note "CA root $(openssl x509 -in "$CA/root.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | cut -c1-16)... (verifies dev documents only)"
-[[ -e $D/dev/owner.pem ]] && note "model-owner Ed25519 key $D/dev/owner.pem"
-
 say "model"
 mkdir -p "$D/model"
 if [[ -n ${MODEL:-} ]]; then
@@ -102,7 +95,7 @@ note "dim $(jq .dim "$D/local.json"), ${#TEXTS[@]} texts"
 
 say "enclave measurement"
 if [[ -s build/enclave-image/pcrs.json ]]; then
-	jq '{"0": .PCR0, "1": .PCR1, "2": .PCR2}' build/enclave-image/pcrs.json >"$D/pcrs.json"
+	jq '(.Measurements // .) | {"0": .PCR0, "1": .PCR1, "2": .PCR2}' build/enclave-image/pcrs.json >"$D/pcrs.json"
 	note "PCRs of build/enclave-image (make enclave-image)"
 else
 	# Without a built image: a stand-in PCR0 derived from the enclave's programs, so it changes when they do.
@@ -114,6 +107,27 @@ else
 fi
 PCR0=$(jq -r '."0"' "$D/pcrs.json")
 note "PCR0 ${PCR0:0:32}..."
+
+say "eml dev init: development CA, model-owner key, signed client policy"
+if has_cmd "dev init"; then
+	"$EML" dev init "$D/dev" --pcrs "$D/pcrs.json" >"$D/dev-init.json" || die "eml dev init"
+else
+	mkdir -p "$D/dev/signers"
+	"$EML" dev ca init "$D/dev/ca" >/dev/null || die "eml dev ca init"
+	openssl genpkey -algorithm ed25519 -out "$D/dev/owner.pem" 2>/dev/null
+	openssl pkey -in "$D/dev/owner.pem" -pubout -out "$D/dev/signers/owner.pub"
+	if has_cmd "policy sign"; then
+		jq --arg pcr "$PCR0" -n '{name: "dev", pcrs: {"0": [$pcr]}, roots: ["@ca/root.pem"], max_age_s: 300}' \
+			>"$D/dev/policy.json"
+		chmod 600 "$D/dev/policy.json"
+		"$EML" policy keygen -o "$D/dev/policy-key.pem" --pub "$D/dev/policy-key.pub" >/dev/null
+		"$EML" policy sign --key "$D/dev/policy-key.pem" --in "$D/dev/policy.json" -o "$D/dev/policy.cose"
+	fi
+fi
+CA=$D/dev/ca
+note "CA root $(openssl x509 -in "$CA/root.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | cut -c1-16)... (verifies dev documents only)"
+note "model-owner Ed25519 key dev/owner.pem; the enclave trusts dev/signers/owner.pub"
+[[ -e $D/dev/policy.cose ]] && note "client policy dev/policy.cose (PCR0, dev root), signed by dev/policy-key.pem"
 
 say "eml-nsm-sim (the enclave's /dev/nsm) and eml-kms-local (AWS KMS)"
 "$BIN/eml-nsm-sim" --ca "$CA" --listen "unix:$D/nsm.sock" --pcrs "$D/pcrs.json" 2>"$D/nsm-sim.log" &
@@ -152,37 +166,56 @@ out=$("$EML" kms enclave generate-data-key --relay "$KMS_RELAY" --nsm "unix:$D/n
 note "GenerateDataKey through the relay: a $(($(jq -r .Plaintext <<<"$out" | tr -d '\n' | wc -c) / 2))-byte data key unwrapped inside (never printed, never seen by the host)"
 unset out
 
+# The session service: eml-inferenced when it serves sessions (--listen), under eml-init as the enclave runs
+# it; until then `eml dev serve`, the same session protocol and code in front of the local model.
 enclave=false
+session_by=
 if have eml-inferenced && have eml-init; then
 	say "eml-inferenced under eml-init"
-	# The programs read their sockets from the shared directory; in AWS these are vsock ports instead.
-	cat >"$D/init.conf" <<-EOF
-		command=$BIN/eml-inferenced --listen unix:$D/enclave.sock --listen-control unix:$D/ctl.sock --nsm unix:$D/nsm.sock --kms-relay $KMS_RELAY --signers $D/dev/signers
+	listen=
+	if [[ $("$BIN/eml-inferenced" --help 2>&1 || true) == *"--listen ADDR"* ]]; then
+		listen="--listen unix:$D/enclave.sock"
+		session_by=eml-inferenced
+	fi
+	# The sockets live in the shared directory; in AWS these are vsock ports instead.
+	cat >"$D/init.conf" <<-EOF2
+		command=$BIN/eml-inferenced $listen --listen-control unix:$D/ctl.sock --nsm unix:$D/nsm.sock --kms-relay $KMS_RELAY --signers $D/dev/signers
 		env=EML_LOG_TARGET=stderr
 		env=PATH=/usr/sbin:/usr/bin:/sbin:/bin
 		restart=no
 		heartbeat=no
-	EOF
+	EOF2
 	if unshare -fpm --mount-proc true 2>/dev/null; then
-		unshare -fpm --mount-proc "$BIN/eml-init" --no-heartbeat --config "$D/init.conf" 2>"$D/enclave.log" &
+		# --kill-child: if this script dies hard, the enclave's PID 1 still gets SIGTERM.
+		unshare -fpm --mount-proc --kill-child=SIGTERM "$BIN/eml-init" --no-heartbeat --config "$D/init.conf" \
+			2>"$D/enclave.log" &
+		ns_inits+=($!)
 		note "in private mount and pid namespaces (eml-init is PID 1 there)"
 	else
 		"$BIN/eml-init" --no-heartbeat --config "$D/init.conf" 2>"$D/enclave.log" &
-		note "unshare is not permitted here: eml-init runs as a supervisor in the host namespaces"
+		pids+=($!)
+		note "unshare is not permitted here: eml-init supervises it in the host namespaces"
 	fi
-	pids+=($!)
 	poke_unix "$D/ctl.sock"
 	enclave=true
 fi
+if [[ -z $session_by ]] && has_cmd "dev serve"; then
+	say "eml dev serve: development stand-in for the enclave's session service"
+	"$EML" dev serve --listen "unix:$D/enclave.sock" --nsm "unix:$D/nsm.sock" --model "$D/model" 2>"$D/serve.log" &
+	pids+=($!)
+	poke_unix "$D/enclave.sock"
+	session_by="eml dev serve"
+	note "attested by eml-nsm-sim (our PCR0), the local model, receipts signed with a key made at start"
+fi
 
-if $enclave && have eml-blind-relay; then
+if [[ -n $session_by ]] && have eml-blind-relay; then
 	say "eml-blind-relay, socket-activated (clients' tcp 5000)"
 	RELAY_PORT=$(free_port)
 	systemd-socket-activate -l "127.0.0.1:$RELAY_PORT" --fdname=client -E EML_LOG_TARGET \
 		"$BIN/eml-blind-relay" --enclave "unix:$D/enclave.sock" 2>"$D/blind-relay.log" &
 	pids+=($!)
 	poke_tcp "$RELAY_PORT"
-	note "clients connect to tcp:127.0.0.1:$RELAY_PORT"
+	note "clients connect to tcp:127.0.0.1:$RELAY_PORT; sessions go to $session_by"
 fi
 
 loaded=false
@@ -197,26 +230,30 @@ if $enclave && has_cmd "model seal" && has_cmd "ctl load"; then
 	loaded=true
 fi
 
-if $loaded && [[ -n ${RELAY_PORT:-} ]] && has_cmd "policy sign" && "$EML" embed --help 2>&1 | grep -q -- --endpoint; then
-	say "three embeddings through the blind relay, each with a verified receipt"
-	POLICY=$D/dev/policy.json
-	[[ -e $POLICY ]] || die "eml dev init wrote no policy"
-	printf '   %-48s %-6s %-10s %s\n' text dim "max|Δ|" receipt
-	for t in "${TEXTS[@]}"; do
-		"$EML" embed --endpoint "tcp:127.0.0.1:$RELAY_PORT" --policy "$POLICY" --dev-root "$CA/root.pem" "$t" \
-			>"$D/e2e.json" || die "eml embed --endpoint"
-		i=$(printf '%s\n' "${TEXTS[@]}" | grep -nxF -- "$t" | cut -d: -f1)
-		diff=$(jq -n --slurpfile a "$D/e2e.json" --slurpfile b "$D/local.json" --argjson i "$((i - 1))" \
+if [[ -n ${RELAY_PORT:-} && -e $D/dev/policy.cose ]] && has_cmd "attestation fetch"; then
+	say "three embeddings through the blind relay, each attested, with a verified receipt"
+	printf '   %-48s %-4s %-9s %-9s %s\n' text dim "max|diff|" receipt "receipt sha256"
+	for i in "${!TEXTS[@]}"; do
+		t=${TEXTS[$i]}
+		"$EML" embed --endpoint "tcp:127.0.0.1:$RELAY_PORT" --policy "$D/dev/policy.cose" \
+			--policy-key "$D/dev/policy-key.pub" "$t" >"$D/e2e.json" 2>"$D/e2e.err" ||
+			die "eml embed --endpoint: $(cat "$D/e2e.err")"
+		# The client checked the receipt already; check it again on its own, as anyone holding it can.
+		jq -r .receipt "$D/e2e.json" >"$D/receipt.hex"
+		"$EML" receipt verify "$D/receipt.hex" --key "$(jq -r .attestation.receipt_key "$D/e2e.json")" \
+			--platform nitro-pcr >/dev/null 2>"$D/receipt.err" || die "receipt: $(cat "$D/receipt.err")"
+		diff=$(jq -n --slurpfile a "$D/e2e.json" --slurpfile b "$D/local.json" --argjson i "$i" \
 			'[$a[0].embeddings[0], $b[0].embeddings[$i]] | transpose | map(.[0] - .[1] | fabs) | max')
-		jq -r .receipt "$D/e2e.json" | base64 -d >"$D/receipt.cbor"
-		"$EML" receipt verify "$D/receipt.cbor" --key "$(jq -r .receipt_key "$D/e2e.json")" >/dev/null ||
-			die "receipt did not verify"
-		printf '   %-48s %-6s %-10s %s\n' "$t" "$(jq .dim "$D/e2e.json")" "$diff" verified
+		sha=$(xxd -r -p "$D/receipt.hex" | sha256sum | cut -c1-16)
+		printf '   %-48s %-4s %-9.2g %-9s %s...\n' "$t" "$(jq .dim "$D/e2e.json")" "$diff" verified "$sha"
 	done
+	note "attested PCR0 $(jq -r '.attestation.pcrs."0"' "$D/e2e.json" | cut -c1-32)..., policy $(jq -r .policy "$D/e2e.json") (signed: $(jq -r .policy_signed "$D/e2e.json"))"
 	say "audit lines (eml-blind-relay: metadata only, no text, no vectors)"
-	grep 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$D/blind-relay.log" | sed 's/^/   /'
+	for _ in $(seq 40); do (($(grep -c 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$D/blind-relay.log" || true) >= ${#TEXTS[@]})) && break; sleep 0.05; done
+	grep 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$D/blind-relay.log" |
+		sed 's/^MESSAGE="[^"]*" //; s/^PRIORITY=[^ ]* SYSLOG_IDENTIFIER=[^ ]* MESSAGE_ID=[^ ]* //; s/^/   /'
 else
-	say "end-to-end embeddings: not yet (needs eml-inferenced sessions, eml model seal, eml ctl, eml policy and eml embed --endpoint)"
+	say "end-to-end embeddings: not yet (needs the session service, eml policy and eml embed --endpoint)"
 fi
 
 say "KMS audit lines (eml-kms-relay: target, key id, status; never a key)"

@@ -2,15 +2,19 @@
 # Every process started here is recorded and stopped by the EXIT trap, whatever happens; every wait has a
 # deadline. Addresses are unix sockets in a private temporary directory and free tcp ports on 127.0.0.1.
 #
-#   stack_ca                         development attestation CA in $S/ca (eml dev ca init)
-#   stack_nsm [PCRS_JSON]            eml-nsm-sim on unix:$S/nsm.sock            -> $NSM
+#   stack_ca                         eml dev init in $S/dev with a random PCR0 ($S/pcrs.json, $PCR0): dev CA
+#                                    ($S/ca), owner key, policy key, signed policy ($S/dev/policy.cose)
+#   stack_nsm [PCRS_JSON]            eml-nsm-sim on unix:$S/nsm.sock (PCRs of stack_ca) -> $NSM
 #   stack_kms_local                  eml-kms-local, credentials exported         -> $KMS_URL
-#   stack_kms_key PCR0               a KMS key whose policy names PCR0           -> $KEY
+#   stack_kms_key PCR0 [seal]        a KMS key whose policy names PCR0 (seal: the owner may GenerateDataKey) -> $KEY
 #   stack_kms_relay [URL] [PORT]     eml-kms-relay socket-activated on tcp       -> $KMS_RELAY, $KMS_RELAY_PORT, $KMS_RELAY_PID
 #   stack_blind_relay ENCLAVE_ADDR   eml-blind-relay socket-activated on tcp     -> $RELAY, $RELAY_PORT
 #   stack_spy NAME TARGET            recording proxy in front of TARGET          -> $SPY (address), $S/spy-NAME/
 #   stack_spy_find NAME HEX          succeeds if the bytes HEX appear in any recording of NAME (raw, or as
 #                                    hex or base64 text)
+#   stack_model [SEED]               MiniLM-shaped random model in $S/model
+#   stack_service                    the session service on $SERVICE (eml-inferenced with the model sealed
+#                                    and loaded, or eml dev serve) -> $SERVICE_BY, $SERVICE_PID
 #   stack_wait_socket PATH, stack_poke PORT, stack_wait_for FILE REGEX [SECONDS]
 set -euo pipefail
 B=$EML_BUILD/bin
@@ -55,14 +59,15 @@ stack_poke() { # PORT
 	fail "nothing listens on port $1"
 }
 
-stack_ca() { "$B/eml" dev ca init "$S/ca" >/dev/null || fail "eml dev ca init"; }
+stack_ca() {
+	printf '{"0": "%s"}\n' "$(head -c 48 /dev/urandom | xxd -p -c 48)" >"$S/pcrs.json"
+	PCR0=$(jq -r '."0"' "$S/pcrs.json")
+	"$B/eml" dev init "$S/dev" --pcrs "$S/pcrs.json" >/dev/null || fail "eml dev init"
+	ln -s dev/ca "$S/ca"
+}
 
 stack_nsm() { # [PCRS_JSON]
-	local pcrs=${1:-}
-	if [[ -z $pcrs ]]; then
-		pcrs=$S/pcrs.json
-		printf '{"0": "%s"}\n' "$(head -c 48 /dev/urandom | xxd -p -c 48)" >"$pcrs"
-	fi
+	local pcrs=${1:-$S/pcrs.json}
 	"$B/eml-nsm-sim" --ca "$S/ca" --listen "unix:$S/nsm.sock" --pcrs "$pcrs" 2>"$S/nsm-sim.log" &
 	stack_track $!
 	stack_wait_socket "$S/nsm.sock"
@@ -80,11 +85,14 @@ stack_kms_local() {
 	export AWS_ACCESS_KEY_ID=AKIDSTACKTEST AWS_SECRET_ACCESS_KEY=stacksecret/example AWS_REGION=us-east-1
 }
 
-stack_kms_key() { # PCR0
-	local policy out
-	policy=$(jq -nc --arg pcr "$1" '{Version: "2012-10-17", Statement: [
+stack_kms_key() { # PCR0 [seal]
+	local policy out owner='["kms:DescribeKey", "kms:Encrypt"]'
+	# eml-kms-local has one principal for every credential: the owner's unconditioned GenerateDataKey (to seal)
+	# is granted only when asked, since it would also let an unattested caller have data keys.
+	[[ ${2:-} == seal ]] && owner='["kms:DescribeKey", "kms:Encrypt", "kms:GenerateDataKey"]'
+	policy=$(jq -nc --arg pcr "$1" --argjson owner "$owner" '{Version: "2012-10-17", Statement: [
 		{Sid: "owner", Effect: "Allow", Principal: {AWS: "arn:aws:iam::111122223333:root"},
-		 Action: ["kms:CreateKey", "kms:DescribeKey", "kms:Encrypt"], Resource: "*"},
+		 Action: $owner, Resource: "*"},
 		{Sid: "enclave", Effect: "Allow", Principal: {AWS: "arn:aws:iam::111122223333:root"},
 		 Action: ["kms:Decrypt", "kms:GenerateDataKey", "kms:GenerateRandom"], Resource: "*",
 		 Condition: {StringEqualsIgnoreCase: {"kms:RecipientAttestation:PCR0": $pcr}}}]}')
@@ -143,3 +151,46 @@ stack_spy_find() { # NAME HEX
 		exit 1;' "$S/spy-$1" "$2"
 }
 stack_spy_bytes() { cat "$S/spy-$1"/*.up "$S/spy-$1"/*.down 2>/dev/null | wc -c; }
+
+# stack_model [SEED]: the MiniLM-shaped random model in $S/model.
+stack_model() {
+	mkdir -p "$S/model"
+	cp "$EML_SRCDIR/tests/vectors/models/all-MiniLM-L6-v2/config.json" \
+		"$EML_SRCDIR/tests/vectors/models/all-MiniLM-L6-v2/vocab.txt" "$S/model/"
+	"$B/eml" model random --config "$S/model/config.json" --seed "${1:-1}" -o "$S/model/model.safetensors"
+}
+
+# stack_service: the session service on unix:$S/enclave.sock (-> $SERVICE, $SERVICE_BY, $SERVICE_PID), after
+# stack_ca, stack_nsm and stack_model. eml-inferenced when it serves sessions (then with the model sealed under
+# a PCR0-bound KMS key and loaded through eml-kms-relay, as in production), else `eml dev serve`, the same
+# session code in front of the plain model. stack_service_start restarts it after a kill.
+stack_service_start() {
+	rm -f "$S/enclave.sock"
+	if [[ $SERVICE_BY == eml-inferenced ]]; then
+		"$B/eml-inferenced" --listen "unix:$S/enclave.sock" --listen-control "unix:$S/ctl.sock" --nsm "$NSM" \
+			--kms-relay "$KMS_RELAY" --signers "$S/dev/signers" 2>>"$S/service.log" &
+	else
+		"$B/eml" dev serve --listen "unix:$S/enclave.sock" --nsm "$NSM" --model "$S/model" 2>>"$S/service.log" &
+	fi
+	SERVICE_PID=$!
+	stack_track $!
+	stack_wait_socket "$S/enclave.sock"
+	if [[ $SERVICE_BY == eml-inferenced ]]; then
+		EML_CONTROL=unix:$S/ctl.sock "$B/eml" ctl load "$S/model.emodel" >/dev/null || fail "eml ctl load"
+	fi
+}
+stack_service() {
+	local h
+	h=$("$B/eml-inferenced" --help 2>&1 || true)
+	SERVICE=unix:$S/enclave.sock
+	if [[ $h == *"--listen ADDR"* ]]; then
+		SERVICE_BY=eml-inferenced
+		[[ -n ${KMS_RELAY:-} ]] || { stack_kms_local; stack_kms_key "$PCR0" seal; stack_kms_relay; }
+		"$B/eml" model seal --model "$S/model" --key-id "$KEY" --signing-key "$S/dev/owner.pem" \
+			-o "$S/model.emodel" --kms-endpoint "$KMS_URL" --model-id stack --version 1 >/dev/null ||
+			fail "eml model seal"
+	else
+		SERVICE_BY="eml dev serve"
+	fi
+	stack_service_start
+}
