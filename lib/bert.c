@@ -345,7 +345,7 @@ static void run_gemm(void *arg, unsigned long task, unsigned tid) {
 static void run_layernorm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	size_t H = j->c->m->cfg.hidden, r0 = task * LN_ROWS, r1 = MIN(r0 + LN_ROWS, j->tokens);
-	kernels_layernorm(j->ln_src + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
+	j->c->m->k->layernorm(j->ln_src + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 
 static void run_embed(void *arg, unsigned long s, unsigned tid) {
@@ -356,7 +356,25 @@ static void run_embed(void *arg, unsigned long s, unsigned tid) {
 		float *x = j->c->x + (j->starts[s] + t) * H;
 		const float *w = m->word + (size_t)j->ids[s][t] * H, *p = m->pos + t * H;
 		for (size_t h = 0; h < H; h++) x[h] = w[h] + p[h] + m->type[h];
-		kernels_layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
+		m->k->layernorm(x, x, 1, H, H, m->emb_g, m->emb_b, m->cfg.ln_eps);
+	}
+}
+
+/* One head per task: that head's query, key and value columns of the fused product for every token, then
+ * its attention for every sequence, while those columns are still in cache (one pass instead of two). */
+static void run_qkv_attention(void *arg, unsigned long h, unsigned tid) {
+	struct job *j = arg;
+	const struct bert_config *cfg = &j->c->m->cfg;
+	size_t H = cfg->hidden, d = H / cfg->heads, pp = d / KERNEL_NR;
+	float *scratch = j->c->scratch + tid * j->c->scratch_per_thread;
+	for (size_t part = 0; part < 3; part++) {
+		size_t p0 = (part * H + h * d) / KERNEL_NR;
+		j->c->m->k->gemm(&j->g, 0, j->tokens, p0, p0 + pp);
+	}
+	for (size_t s = 0; s < j->batch; s++) {
+		const float *q = j->c->qkv + j->starts[s] * 3 * H + h * d;
+		j->c->m->k->attention(q, q + H, q + 2 * H, 3 * H, j->lens[s], d, 1.0f / sqrtf((float)d),
+				      j->c->att + j->starts[s] * H + h * d, H, scratch);
 	}
 }
 
@@ -388,7 +406,7 @@ static void run_gemm_ln(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	size_t H = j->c->m->cfg.hidden, r0 = task * j->row_block, r1 = MIN(r0 + j->row_block, j->tokens);
 	j->c->m->k->gemm(&j->g, r0, r1, 0, (j->g.n + KERNEL_NR - 1) / KERNEL_NR);
-	kernels_layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
+	j->c->m->k->layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 
 /* x = LayerNorm(a lᵀ + bias + x). The product goes to a scratch buffer (it accumulates in its output across
@@ -439,8 +457,16 @@ int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *len
 	threadpool_run(c->pool, run_embed, &j, batch);
 	for (unsigned li = 0; li < cfg->layers; li++) {
 		const struct layer *l = &m->layer[li];
-		gemm(&j, c->x, H, &l->qkv, NULL, c->qkv, ACT_NONE);
-		threadpool_run(c->pool, run_attention, &j, batch * cfg->heads);
+		if ((H / cfg->heads) % KERNEL_NR == 0 && cfg->heads >= 2 * threadpool_size(c->pool)) {
+			j.g = (struct gemm_args){
+				.a = c->x, .lda = H, .packed = l->qkv.packed, .bias = l->qkv.bias, .c = c->qkv,
+				.ldc = 3 * H, .m = tokens, .n = 3 * H, .k = H, .act = ACT_NONE,
+			};
+			threadpool_run(c->pool, run_qkv_attention, &j, cfg->heads);
+		} else {
+			gemm(&j, c->x, H, &l->qkv, NULL, c->qkv, ACT_NONE);
+			threadpool_run(c->pool, run_attention, &j, batch * cfg->heads);
+		}
 		/* The qkv buffer is free after attention: it takes the projections before their LayerNorm. */
 		gemm_residual_ln(&j, c->att, H, &l->out, c->qkv, l->ln1_g, l->ln1_b);
 		gemm(&j, c->x, H, &l->up, NULL, c->mid, ACT_GELU);

@@ -276,10 +276,36 @@ AVX2 static void attention_avx2(const float *q, const float *k, const float *v, 
 	}
 }
 
+/* Same two-pass arithmetic as the portable version (mean, then centred variance), eight lanes at a time. */
+AVX2 static void layernorm_avx2(const float *src, float *dst, size_t rows, size_t h, size_t ld, const float *gamma,
+				const float *beta, float eps) {
+	if (h % 8) {
+		kernels_layernorm(src, dst, rows, h, ld, gamma, beta, eps);
+		return;
+	}
+	for (size_t r = 0; r < rows; r++) {
+		const float *x = src + r * ld;
+		float *y = dst + r * ld;
+		__m256 s = _mm256_setzero_ps();
+		for (size_t j = 0; j < h; j += 8) s = _mm256_add_ps(s, _mm256_loadu_ps(x + j));
+		__m256 mean = _mm256_set1_ps(hsum(s) / (float)h), v = _mm256_setzero_ps();
+		for (size_t j = 0; j < h; j += 8) {
+			__m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + j), mean);
+			v = _mm256_fmadd_ps(d, d, v);
+		}
+		__m256 inv = _mm256_set1_ps(1.0f / sqrtf(hsum(v) / (float)h + eps));
+		for (size_t j = 0; j < h; j += 8) {
+			__m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), mean), inv);
+			_mm256_storeu_ps(y + j, _mm256_fmadd_ps(d, _mm256_loadu_ps(gamma + j), _mm256_loadu_ps(beta + j)));
+		}
+	}
+}
+
 const struct kernels kernels_avx2 = {
 	.name = "avx2-fma",
 	.gemm = gemm_avx2,
 	.attention = attention_avx2,
+	.layernorm = layernorm_avx2,
 };
 
 #else
@@ -287,5 +313,6 @@ const struct kernels kernels_avx2 = {
 	.name = "portable",
 	.gemm = NULL,
 	.attention = NULL,
+	.layernorm = NULL,
 };
 #endif

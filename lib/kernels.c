@@ -70,11 +70,6 @@ static void attention_portable(const float *q, const float *k, const float *v, s
 	}
 }
 
-const struct kernels kernels_portable = {
-	.name = "portable",
-	.gemm = gemm_portable,
-	.attention = attention_portable,
-};
 
 void kernels_layernorm(const float *src, float *dst, size_t rows, size_t h, size_t ld, const float *gamma,
 		       const float *beta, float eps) {
@@ -90,6 +85,13 @@ void kernels_layernorm(const float *src, float *dst, size_t rows, size_t h, size
 		for (size_t j = 0; j < h; j++) out[j] = (row[j] - mean) * inv * gamma[j] + beta[j];
 	}
 }
+
+const struct kernels kernels_portable = {
+	.name = "portable",
+	.gemm = gemm_portable,
+	.attention = attention_portable,
+	.layernorm = kernels_layernorm,
+};
 
 const struct kernels *kernels_select(bool force_portable) {
 #if defined(__x86_64__)

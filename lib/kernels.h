@@ -35,6 +35,9 @@ struct kernels {
 	 * q, k, v rows have stride ld; out stride ldo; scratch holds (d + 2) * (L + 8) floats. */
 	void (*attention)(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 			  float scale, float *out, size_t ldo, float *scratch);
+	/* Row-wise LayerNorm of src (rows x h, stride ld) into dst (same shape; may be src). */
+	void (*layernorm)(const float *src, float *dst, size_t rows, size_t h, size_t ld, const float *gamma,
+			  const float *beta, float eps);
 };
 
 /* Best available on this CPU (AVX2+FMA when present), or the portable one when force_portable. */
@@ -44,7 +47,7 @@ const struct kernels *kernels_select(bool force_portable);
 size_t kernels_packed_size(size_t n, size_t k);
 void kernels_pack(const float *w, size_t n, size_t k, float *dst);
 
-/* Row-wise LayerNorm of src (rows x h, stride ld) into dst (same shape; may be src). */
+/* The portable LayerNorm (also kernels_portable.layernorm). */
 void kernels_layernorm(const float *src, float *dst, size_t rows, size_t h, size_t ld, const float *gamma,
 		       const float *beta, float eps);
 

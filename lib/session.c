@@ -575,7 +575,10 @@ static int server_frame(void *side, const struct frame_header *h, uint8_t *p) {
 	case FRAME_HELLO: return server_hello(s, h, p);
 	case FRAME_REQUEST: return server_request(s, h, p);
 	case FRAME_ERROR: return handle_error_frame(&s->k, h, p);
-	case FRAME_CLOSE: return handle_close_frame(&s->k, h);
+	case FRAME_CLOSE:
+		/* The client wants no more answers: requests not yet taken are dropped (wiped). */
+		queue_clear(&s->k);
+		return handle_close_frame(&s->k, h);
 	default: return core_fail(&s->k, SESSION_BAD_FRAME, "unexpected %s frame", frame_type_name(h->type));
 	}
 }
@@ -673,6 +676,7 @@ int session_server_fail(SessionServer *s, SessionError code, const char *message
 
 int session_server_close(SessionServer *s) {
 	server_forget(s);
+	queue_clear(&s->k);
 	return core_close(&s->k);
 }
 

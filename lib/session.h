@@ -46,7 +46,7 @@ typedef enum SessionError {
 	SESSION_LIMIT,          /* a size, count or pending limit */
 	SESSION_TIMEOUT,        /* a deadline passed */
 	SESSION_INTERNAL,       /* our own failure (memory, crypto library) */
-	SESSION_BUSY,           /* the server takes no more sessions (for callers: session_server_refuse) */
+	SESSION_BUSY,           /* the server takes no more sessions (for callers: session_server_fail) */
 	SESSION_NO_MODEL,       /* no model loaded (for callers: session_server_fail) */
 	SESSION_REMOTE,         /* not sent: the peer sent ERROR; see session_status.remote_code */
 	_SESSION_ERROR_MAX,

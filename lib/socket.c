@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -30,6 +31,32 @@ static int unix_path_is_stale(const struct sockaddr *sa, socklen_t len) {
 	return connect(fd, sa, len) < 0 && errno == ECONNREFUSED;
 }
 
+/* Bind a filesystem unix socket so that its path appears only once it is listening: bind a temporary name,
+ * listen, then rename into place. Whoever waits for the path to exist can then connect at once. A live socket
+ * at the path is never replaced; a stale one (nobody accepting) is; anything else is left alone. */
+static int listen_unix_path(int fd, const struct eml_addr *a, const struct sockaddr_un *un, socklen_t len,
+			    int backlog) {
+	struct stat st = {0};
+	if (lstat(a->path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode) || !unix_path_is_stale((const struct sockaddr *)un, len)) return -EADDRINUSE;
+	}
+	struct sockaddr_un tmp = {.sun_family = AF_UNIX};
+	int n = snprintf(tmp.sun_path, sizeof tmp.sun_path, "%s.%d.tmp", a->path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof tmp.sun_path) {
+		/* no room for a temporary name: bind in place (a short window before listen) */
+		if (st.st_mode && S_ISSOCK(st.st_mode)) unlink(a->path);
+		if (bind(fd, (const struct sockaddr *)un, len) < 0) return negerrno();
+		return listen(fd, backlog) < 0 ? negerrno() : 0;
+	}
+	unlink(tmp.sun_path);
+	if (bind(fd, (struct sockaddr *)&tmp, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + (size_t)n + 1)) < 0)
+		return negerrno();
+	int r = 0;
+	if (listen(fd, backlog) < 0 || rename(tmp.sun_path, a->path) < 0) r = negerrno();
+	if (r < 0) unlink(tmp.sun_path);
+	return r;
+}
+
 int socket_listen(const struct eml_addr *a, int backlog, int *ret_fd) {
 	struct sockaddr_storage ss;
 	socklen_t len;
@@ -41,22 +68,20 @@ int socket_listen(const struct eml_addr *a, int backlog, int *ret_fd) {
 		return r;
 	_cleanup_close_ int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) return negerrno();
+	if (backlog <= 0) backlog = SOMAXCONN;
+	if (ss.ss_family == AF_UNIX && a->path[0] != '@') {
+		r = listen_unix_path(fd, a, (struct sockaddr_un *)&ss, len, backlog);
+		if (r < 0) return r;
+		*ret_fd = TAKE_FD(fd);
+		return 0;
+	}
 	int one = 1, zero = 0;
 	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)
 		(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (ss.ss_family == AF_INET6 && a->host[0] == 0) /* "tcp:*:PORT" means both families */
 		(void)setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
-	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
-		r = negerrno();
-		if (r != -EADDRINUSE || ss.ss_family != AF_UNIX || a->path[0] == '@' ||
-		    !unix_path_is_stale((struct sockaddr *)&ss, len))
-			return r;
-		struct stat st;
-		if (lstat(a->path, &st) < 0 || !S_ISSOCK(st.st_mode)) return r;
-		unlink(a->path);
-		if (bind(fd, (struct sockaddr *)&ss, len) < 0) return negerrno();
-	}
-	if (listen(fd, backlog > 0 ? backlog : SOMAXCONN) < 0) return negerrno();
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) return negerrno();
+	if (listen(fd, backlog) < 0) return negerrno();
 	*ret_fd = TAKE_FD(fd);
 	return 0;
 }

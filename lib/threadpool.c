@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -14,6 +15,7 @@
 #include "threadpool.h"
 
 #define SPIN_ROUNDS 50000
+#define YIELD_AFTER 500
 
 struct threadpool {
 	unsigned n;
@@ -77,7 +79,12 @@ static void *worker(void *x) {
 		int spins = 0;
 		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
 			if (spins++ < SPIN_ROUNDS) {
-				cpu_relax();
+				/* Yield now and then so an oversubscribed machine's other threads (our caller
+				 * among them) are not starved by our waiting. */
+				if (spins % YIELD_AFTER == 0)
+					sched_yield();
+				else
+					cpu_relax();
 				continue;
 			}
 			atomic_fetch_add(&p->sleepers, 1);
@@ -146,6 +153,11 @@ void threadpool_run(struct threadpool *p, threadpool_fn fn, void *arg, unsigned 
 	atomic_store(&p->gen, g); /* seq_cst: pairs with the sleepers count (no lost wake-up) */
 	if (atomic_load(&p->sleepers)) futex_wake(&p->gen);
 	work(p, g, 0);
-	/* Every task is claimed; wait for the ones still running elsewhere. */
-	while (atomic_load_explicit(&p->done, memory_order_acquire) < ntasks) cpu_relax();
+	/* Every task is claimed; wait for the ones still running elsewhere. Spin briefly, then yield: on a
+	 * busy machine the thread we wait for may need this CPU to finish. */
+	for (unsigned i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < ntasks; i++)
+		if (i < YIELD_AFTER)
+			cpu_relax();
+		else
+			sched_yield();
 }

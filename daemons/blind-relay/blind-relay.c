@@ -3,8 +3,8 @@
  * One sd-event loop. Per connection: a non-blocking connect to the next healthy enclave (round robin) within
  * --connect-timeout, then two frame-aware pumps (lib/pump.h) that splice payloads, enforce the 16 MiB frame
  * cap both ways and take AUDIT frames coming from the enclave out of the stream into the journal. Any error
- * stays within its connection: at a frame boundary the client gets an ERROR frame (payload: CBOR
- * {"error": code, "reason": text}, see eml-blind-relay(8)), then the connection is closed. */
+ * stays within its connection: at a frame boundary the client gets an ERROR frame (eml-protocol(7): seq 0,
+ * CBOR {"code", "message"}; the relay's codes are in eml-blind-relay(8)), then the connection is closed. */
 #include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -138,26 +138,30 @@ static void log_close(struct conn *c) {
 		   (now_monotonic_usec() - c->start) / 1000, NULL);
 }
 
-/* ERROR frame payload: CBOR {"error": code, "reason": text}; both texts are short ASCII constants of ours. */
-static size_t error_payload(const char *code, const char *reason, uint8_t *buf, size_t max) {
-	size_t n = 0, lc = strlen(code), lr = strlen(reason);
-	if (lc > 255 || lr > 255 || 5 + 8 + lc + 2 + lr + 2 > max)
+/* CBOR text string with the shortest head (RFC 8949 4.2.1: deterministic), s at most 255 bytes. */
+static size_t put_tstr(uint8_t *buf, const char *s) {
+	size_t l = strlen(s), n = 0;
+	if (l < 24)
+		buf[n++] = (uint8_t)(0x60 | l);
+	else {
+		buf[n++] = 0x78;
+		buf[n++] = (uint8_t)l;
+	}
+	memcpy(buf + n, s, l);
+	return n + l;
+}
+
+/* ERROR frame payload (eml-protocol(7)): CBOR {"code": CODE, "message": TEXT}, deterministic ("code" sorts
+ * first: its encoding is shorter). Both texts are short ASCII of ours. */
+static size_t error_payload(const char *code, const char *message, uint8_t *buf, size_t max) {
+	size_t n = 0;
+	if (strlen(code) > 32 || strlen(message) > 255 || 1 + 5 + 2 + strlen(code) + 8 + 2 + strlen(message) > max)
 		return 0;
 	buf[n++] = 0xa2;
-	buf[n++] = 0x65;
-	memcpy(buf + n, "error", 5);
-	n += 5;
-	buf[n++] = 0x78;
-	buf[n++] = (uint8_t)lc;
-	memcpy(buf + n, code, lc);
-	n += lc;
-	buf[n++] = 0x66;
-	memcpy(buf + n, "reason", 6);
-	n += 6;
-	buf[n++] = 0x78;
-	buf[n++] = (uint8_t)lr;
-	memcpy(buf + n, reason, lr);
-	n += lr;
+	n += put_tstr(buf + n, "code");
+	n += put_tstr(buf + n, code);
+	n += put_tstr(buf + n, "message");
+	n += put_tstr(buf + n, message);
 	return n;
 }
 
@@ -182,8 +186,7 @@ static void conn_fail(struct conn *c, int prio, const char *code, const char *re
 	}
 	uint8_t payload[600];
 	size_t n = error_payload(code, reason, payload, sizeof(payload));
-	uint32_t seq = c->c2e ? pump_last_seq(c->c2e) : 0;
-	if (pump_finish_with_frame(c->e2c, FRAME_ERROR, seq, payload, n) < 0) {
+	if (pump_finish_with_frame(c->e2c, FRAME_ERROR, 0, payload, n) < 0) { /* ERROR is always seq 0 */
 		conn_free(c);
 		return;
 	}
@@ -243,10 +246,10 @@ static void conn_process(struct conn *c, bool run_c2e, bool run_e2c) {
 	if (r1 < 0) {
 		switch (pump_failure(c->c2e)) {
 		case PUMP_FAIL_PROTOCOL:
-			conn_fail(c, LOG_WARNING, "frame-rejected", frame_strerror(r1));
+			conn_fail(c, LOG_WARNING, r1 == FRAME_E_OVERSIZE ? "LIMIT" : "BAD_FRAME", frame_strerror(r1));
 			return;
 		case PUMP_FAIL_DST:
-			conn_fail(c, LOG_WARNING, "upstream-failed", strerror(-r1));
+			conn_fail(c, LOG_WARNING, "UPSTREAM_FAILED", strerror(-r1));
 			return;
 		default: /* the client vanished, maybe mid-frame: nobody to tell */
 			log_struct(LOG_INFO, EML_MSG_CONN_ERROR, "MESSAGE=client %s went away: %s", c->peer,
@@ -262,10 +265,10 @@ static void conn_process(struct conn *c, bool run_c2e, bool run_e2c) {
 	if (r2 < 0) {
 		switch (pump_failure(c->e2c)) {
 		case PUMP_FAIL_PROTOCOL:
-			conn_fail(c, LOG_ERR, "upstream-protocol", frame_strerror(r2));
+			conn_fail(c, LOG_ERR, "UPSTREAM_FAILED", "malformed frame from the enclave");
 			return;
 		case PUMP_FAIL_SRC:
-			conn_fail(c, LOG_WARNING, "upstream-failed",
+			conn_fail(c, LOG_WARNING, "UPSTREAM_FAILED",
 				  r2 == FRAME_E_TRUNCATED ? frame_strerror(r2) : strerror(-r2));
 			return;
 		default:
@@ -279,7 +282,7 @@ static void conn_process(struct conn *c, bool run_c2e, bool run_e2c) {
 		/* The enclave ended its stream. After a CLOSE frame, or once the client has finished too, that is
 		 * the normal end; otherwise the session died under the client: tell it. */
 		if (pump_last_type(c->e2c) != FRAME_CLOSE && !c->c2e_done) {
-			conn_fail(c, LOG_WARNING, "upstream-closed", "the enclave ended the session");
+			conn_fail(c, LOG_WARNING, "UPSTREAM_CLOSED", "the enclave ended the session");
 			return;
 		}
 		pump_stop(c->e2c);
@@ -380,7 +383,7 @@ static void conn_connect_failed(struct conn *c, int err) {
 		conn_try_connect(c);
 		return;
 	}
-	conn_fail(c, LOG_WARNING, "upstream-unavailable", "no enclave reachable");
+	conn_fail(c, LOG_WARNING, "UNAVAILABLE", "no enclave reachable");
 }
 
 static int on_enclave_io(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
@@ -394,7 +397,7 @@ static int on_enclave_io(sd_event_source *src, int fd, uint32_t revents, void *u
 		c->s->enclaves[c->enclave].down_until = 0;
 		c->eev = EPOLLOUT;
 		if (conn_relay(c) < 0)
-			conn_fail(c, LOG_ERR, "internal", "out of memory");
+			conn_fail(c, LOG_ERR, "INTERNAL", "out of memory");
 		return 0;
 	}
 	bool all = revents & (EPOLLERR | EPOLLHUP);
@@ -423,7 +426,7 @@ static void conn_try_connect(struct conn *c) {
 		int r = socket_connect_start((struct sockaddr *)&e->sa, e->sa_len, &c->efd);
 		if (r == 0 || r == -EINPROGRESS) {
 			if (sd_event_add_io(c->s->event, &c->esrc, c->efd, EPOLLOUT, on_enclave_io, c) < 0) {
-				conn_fail(c, LOG_ERR, "internal", "out of memory");
+				conn_fail(c, LOG_ERR, "INTERNAL", "out of memory");
 				return;
 			}
 			c->eev = EPOLLOUT;
@@ -444,7 +447,7 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 		break;
 	case CONN_RELAYING:
 		if (now >= c->last_activity + arg_idle_timeout_usec) {
-			conn_fail(c, LOG_INFO, "idle-timeout", "no traffic within the idle timeout");
+			conn_fail(c, LOG_INFO, "TIMEOUT", "no traffic within the idle timeout");
 			break;
 		}
 		conn_arm(c, c->last_activity + arg_idle_timeout_usec);

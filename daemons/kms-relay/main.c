@@ -43,7 +43,9 @@ struct conn {
 
 struct relay {
 	sd_event *loop;
+	bool use_pool;
 	struct upstream up;
+	struct multi *multi;
 	struct cred_provider creds;
 	struct conn *conns;
 	unsigned n_conns;
@@ -157,7 +159,9 @@ static void handle_request(struct conn *c, const struct frame_header *h, const u
 	}
 	*j = (struct job){.conn_id = c->id, .seq = h->seq, .target = target, .body = body, .key_id = key_id,
 			  .start_usec = start};
-	if (upstream_submit(&r->up, j) < 0) {
+	c->pending++;
+	if ((r->use_pool ? upstream_submit(&r->up, j) : multi_submit(r->multi, j)) < 0) {
+		c->pending--;
 		r->failed++;
 		snprintf(r->last_error, sizeof r->last_error, "queue full");
 		log_request(r, c->peer, target, key_id, 0, "Busy", start, 0);
@@ -165,7 +169,6 @@ static void handle_request(struct conn *c, const struct frame_header *h, const u
 		job_free(j);
 		return;
 	}
-	c->pending++;
 }
 
 static int on_conn(sd_event_source *s, int fd, uint32_t events, void *ud) {
@@ -227,47 +230,53 @@ static int on_accept(sd_event_source *s, int fd, uint32_t events, void *ud) {
 	return 0;
 }
 
+/* One finished call: answer the enclave (if its connection is still there), log, count. */
+static void complete_job(struct job *j, void *ud) {
+	struct relay *r = ud;
+	struct conn *c = conn_find(r, j->conn_id);
+	_cleanup_free_ uint8_t *p = NULL;
+	size_t len = 0;
+	if (j->error) {
+		r->failed++;
+		snprintf(r->last_error, sizeof r->last_error, "%s: %s", j->error, j->message);
+		if (c) send_error(c, j->seq, j->error, j->message);
+	} else {
+		if (j->status == 200)
+			r->served++;
+		else {
+			r->failed++;
+			snprintf(r->last_error, sizeof r->last_error, "KMS answered HTTP %d", j->status);
+		}
+		if (c) {
+			int e = kmsproto_response_encode(j->status, j->resp, j->resp_len, &p, &len);
+			if (e < 0)
+				send_error(c, j->seq, "Internal", "cannot encode the KMS answer");
+			else if (conn_send(c, FRAME_RESPONSE, j->seq, p, len) < 0)
+				/* Not freed here (we may be inside this connection's handler): the hang-up closes it. */
+				shutdown(c->fd, SHUT_RDWR);
+		}
+	}
+	if (c) c->pending--;
+	log_request(r, c ? c->peer : "-", j->target, j->key_id, j->status, j->error, j->start_usec, j->attempts);
+	/* The answer held a key encrypted to the enclave only; still, leave nothing behind. */
+	if (j->resp) wipe(j->resp, j->resp_len);
+	job_free(j);
+	update_status(r);
+}
+
 static int on_done(sd_event_source *s, int fd, uint32_t events, void *ud) {
 	struct relay *r = ud;
 	for (struct job *j = upstream_take_done(&r->up), *n; j; j = n) {
 		n = j->next;
-		struct conn *c = conn_find(r, j->conn_id);
-		_cleanup_free_ uint8_t *p = NULL;
-		size_t len = 0;
-		if (j->error) {
-			r->failed++;
-			snprintf(r->last_error, sizeof r->last_error, "%s: %s", j->error, j->message);
-			if (c) send_error(c, j->seq, j->error, j->message);
-		} else {
-			if (j->status == 200)
-				r->served++;
-			else {
-				r->failed++;
-				snprintf(r->last_error, sizeof r->last_error, "KMS answered HTTP %d", j->status);
-			}
-			if (c) {
-				int e = kmsproto_response_encode(j->status, j->resp, j->resp_len, &p, &len);
-				if (e < 0)
-					send_error(c, j->seq, "Internal", "cannot encode the KMS answer");
-				else if (conn_send(c, FRAME_RESPONSE, j->seq, p, len) < 0) {
-					conn_free(c);
-					c = NULL;
-				}
-			}
-		}
-		if (c) c->pending--;
-		log_request(r, c ? c->peer : "-", j->target, j->key_id, j->status, j->error, j->start_usec, j->attempts);
-		/* The answer held a key encrypted to the enclave only; still, leave nothing behind. */
-		if (j->resp) wipe(j->resp, j->resp_len);
-		job_free(j);
+		complete_job(j, r);
 	}
-	update_status(r);
 	return 0;
 }
 
 static void usage(FILE *f) {
 	fprintf(f, "usage: eml-kms-relay [--listen ADDR]... [--region R] [--endpoint URL] [--imds URL]\n"
-		   "                     [--workers N] [--queue N] [--connect-timeout MS] [--timeout MS] [--retries N]\n"
+		   "                     [--engine multi|pool] [--workers N] [--queue N] [--connect-timeout MS]\n"
+		   "                     [--timeout MS] [--retries N]\n"
 		   "Relays the enclave's KMS requests (with a Recipient) to AWS KMS, signed with the host's credentials.\n"
 		   "See eml-kms-relay(8).\n");
 }
@@ -278,13 +287,15 @@ int main(int argc, char **argv) {
 		{"endpoint", required_argument, NULL, 'e'},        {"imds", required_argument, NULL, 'i'},
 		{"workers", required_argument, NULL, 'w'},         {"queue", required_argument, NULL, 'q'},
 		{"connect-timeout", required_argument, NULL, 'C'}, {"timeout", required_argument, NULL, 'T'},
-		{"retries", required_argument, NULL, 'R'},         {"help", no_argument, NULL, 'h'},
+		{"retries", required_argument, NULL, 'R'},         {"engine", required_argument, NULL, 'E'},
+		{"help", no_argument, NULL, 'h'},
 		{},
 	};
 	char *listen[8];
 	size_t n_listen = 0;
 	const char *region = NULL, *endpoint = NULL, *imds = "http://169.254.169.254";
 	uint64_t workers = 16, queue = 1024, connect_ms = 3000, total_ms = 10000, retries = 2;
+	bool pool = false;
 	int c;
 	log_setup("eml-kms-relay");
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -311,6 +322,14 @@ int main(int argc, char **argv) {
 		case 'R':
 			if (parse_u64(optarg, 10, &retries) < 0) fatal("bad --retries %s", optarg);
 			break;
+		case 'E':
+			if (strcmp(optarg, "pool") == 0)
+				pool = true;
+			else if (strcmp(optarg, "multi") == 0)
+				pool = false;
+			else
+				fatal("bad --engine %s (multi or pool)", optarg);
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -328,7 +347,7 @@ int main(int argc, char **argv) {
 	signal(SIGPIPE, SIG_IGN);
 	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) fatal("cannot initialise libcurl");
 
-	struct relay rl = {};
+	struct relay rl = {.use_pool = pool};
 	int r = cred_provider_init(&rl.creds, imds);
 	if (r < 0) {
 		log_struct(LOG_ERR, EML_MSG_CONFIG_ERROR, "MESSAGE=no AWS credentials ($CREDENTIALS_DIRECTORY, AWS_*, IMDS): %s",
@@ -367,13 +386,15 @@ int main(int argc, char **argv) {
 	struct upstream_config uc = {.endpoint = endpoint, .region = region, .workers = (unsigned)workers,
 				     .queue_max = (unsigned)queue, .connect_timeout_ms = connect_ms,
 				     .total_timeout_ms = total_ms, .retries = (unsigned)retries, .creds = &rl.creds};
-	if ((r = upstream_start(&rl.up, &uc)) < 0) fatal("cannot start the upstream workers: %s", strerror(-r));
-
 	if (sd_event_default(&rl.loop) < 0) fatal("cannot create the event loop");
 	sd_event_add_signal(rl.loop, NULL, SIGTERM, NULL, NULL);
 	sd_event_add_signal(rl.loop, NULL, SIGINT, NULL, NULL);
 	notify_watchdog_attach(rl.loop);
-	if (sd_event_add_io(rl.loop, NULL, rl.up.done_fd, EPOLLIN, on_done, &rl) < 0) fatal("cannot watch workers");
+	if (pool) {
+		if ((r = upstream_start(&rl.up, &uc)) < 0) fatal("cannot start the upstream workers: %s", strerror(-r));
+		if (sd_event_add_io(rl.loop, NULL, rl.up.done_fd, EPOLLIN, on_done, &rl) < 0) fatal("cannot watch workers");
+	} else if ((r = multi_start(&rl.multi, rl.loop, &uc, complete_job, &rl)) < 0)
+		fatal("cannot start libcurl multi: %s", strerror(-r));
 	char bound[ADDR_STRING_MAX * 2] = "";
 	for (size_t i = 0; i < n_fds; i++) {
 		char a[ADDR_STRING_MAX];
@@ -383,15 +404,18 @@ int main(int argc, char **argv) {
 			strcat(bound, a);
 		}
 	}
-	log_struct(LOG_INFO, EML_MSG_STARTED, "MESSAGE=eml-kms-relay listening on %s, KMS %s (region %s, credentials from %s)",
-		   bound, endpoint, region, rl.creds.source, "EML_LISTEN=%s", bound, "EML_UPSTREAM=%s", endpoint, NULL);
+	log_struct(LOG_INFO, EML_MSG_STARTED, "MESSAGE=eml-kms-relay listening on %s, KMS %s (region %s, credentials from %s, engine %s)",
+		   bound, endpoint, region, rl.creds.source, pool ? "pool" : "multi", "EML_LISTEN=%s", bound, "EML_UPSTREAM=%s", endpoint, NULL);
 	notify_ready_status("listening on %s, KMS %s", bound, endpoint);
 
 	r = sd_event_loop(rl.loop);
 	notify_stopping();
 	log_struct(LOG_INFO, EML_MSG_STOPPING, "MESSAGE=eml-kms-relay stopping after %" PRIu64 " requests", rl.served, NULL);
 	while (rl.conns) conn_free(rl.conns);
-	upstream_stop(&rl.up);
+	if (pool)
+		upstream_stop(&rl.up);
+	else
+		multi_stop(rl.multi);
 	sd_event_unref(rl.loop);
 	for (size_t i = 0; i < n_fds; i++) close(fds[i]);
 	cred_provider_done(&rl.creds);

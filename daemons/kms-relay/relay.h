@@ -1,13 +1,16 @@
 /* relay.h: eml-kms-relay's pieces: creds.c (host credentials and region: $CREDENTIALS_DIRECTORY, AWS_*
- * environment, IMDSv2 with refresh), upstream.c (a bounded pool of workers, each with a kept-alive libcurl
- * handle, that sign requests with SigV4 and call KMS with timeouts and bounded, jittered retries), main.c (the
- * sd-event loop: listeners, frames, admission, journal, sd_notify). */
+ * environment, IMDSv2 with refresh), two engines that sign requests with SigV4 and call KMS with timeouts and
+ * bounded, jittered retries: multi.c (libcurl multi inside the event loop, the default) and upstream.c (a
+ * bounded pool of worker threads, each with a kept-alive handle), and main.c (the sd-event loop: listeners,
+ * frames, admission, journal, sd_notify). */
 #pragma once
 
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <systemd/sd-event.h>
 
 /* ---- creds.c ---- */
 struct creds {
@@ -95,3 +98,13 @@ int upstream_submit(struct upstream *u, struct job *j);
 /* Take all finished jobs (a list linked by next). Clears done_fd. */
 struct job *upstream_take_done(struct upstream *u);
 void upstream_stop(struct upstream *u);
+
+/* ---- multi.c ---- */
+typedef void (*multi_done_fn)(struct job *j, void *userdata);
+struct multi;
+/* Calls run inside loop; done(job) is called from the loop for every submitted job (answer or error).
+ * cfg->workers bounds the kept-alive connections, cfg->queue_max the calls in flight. */
+int multi_start(struct multi **ret, sd_event *loop, const struct upstream_config *cfg, multi_done_fn done, void *ud);
+/* -EBUSY when queue_max calls are in flight. Takes the job on success. */
+int multi_submit(struct multi *m, struct job *j);
+void multi_stop(struct multi *m);

@@ -1,7 +1,8 @@
-/* upstream.c: the calls to KMS (see relay.h). A bounded pool rather than curl multi inside the event loop:
- * each worker owns one easy handle, so its TLS connection to KMS stays open between requests, and a slow KMS
- * blocks a worker, never the loop that serves the enclave. Finished jobs go back to the loop through an
- * eventfd. */
+/* upstream.c: the calls to KMS on a bounded pool of threads (--engine pool; multi.c is the default): each
+ * worker owns one easy handle, so its TLS connection to KMS stays open between requests, and a slow KMS blocks
+ * a worker, never the loop that serves the enclave. Finished jobs go back to the loop through an eventfd.
+ * Measured against multi.c with bench-kms-relay: both add about 0.1-0.2 ms at best; the pool pays two more
+ * thread wake-ups per request, which shows under CPU contention. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "air.h"
 #include "cose.h"
 #include "ctlproto.h"
 #include "embedder.h"
@@ -24,11 +25,13 @@ struct config {
 	const char *nsm_device;      /* /dev/nsm or unix:PATH (simulator) */
 	const char *signers_dir;
 	const char *kms_relay;       /* vsock:3:8001 */
-	const char *kms_endpoint;    /* dev: talk to a KMS (eml-kms-local) directly over HTTP */
-	const char *kms_region;
 	uint64_t max_model_bytes;
 	uint64_t idle_usec;          /* control connection idle limit */
 	unsigned max_control;        /* concurrent control connections */
+	unsigned max_sessions;       /* concurrent sessions; more are answered BUSY */
+	unsigned max_inputs;         /* texts per request */
+	unsigned max_input_bytes;    /* bytes per text */
+	uint64_t session_idle_usec;  /* a session with nothing owed may stay silent this long */
 };
 
 struct daemon {
@@ -39,16 +42,25 @@ struct daemon {
 	uint64_t loads, load_failures, last_load_ms;
 	pthread_mutex_t load_lock;   /* one load at a time */
 	atomic_uint control_conns;
-	pthread_mutex_t key_lock;    /* the next KMS recipient key, made ahead */
+	pthread_mutex_t key_lock;    /* the next KMS client (its RSA recipient key), made ahead */
 	pthread_cond_t key_ready;
-	struct evp_pkey_st *next_key;
+	struct prepared *next_kms;
 	bool keygen_running, keygen_joinable;
 	pthread_t keygen_tid;
+	atomic_uint sessions;
+	struct air_signer *receipt_signer; /* per-boot Ed25519 receipt key */
+	bool has_pcr[AIR_PCR_SLOTS];       /* from DescribePCR at start */
+	uint8_t pcr[AIR_PCR_SLOTS][48];
 };
 
 /* A reference to the live model (NULL when none); release with model_unref. */
 struct live_model *daemon_model_ref(struct daemon *d);
 void model_unref(struct live_model *m);
+
+/* Read the PCRs (DescribePCR) and make the per-boot receipt key. */
+int receipts_init(struct daemon *d);
+/* Serve one session connection (closed here); refuse_busy answers BUSY and ends it. Runs on its own thread. */
+void session_serve(struct daemon *d, int fd, bool refuse_busy);
 
 /* Serve one control connection (blocking fd, closed here). Runs on its own thread. */
 void control_serve(struct daemon *d, int fd);
@@ -63,9 +75,9 @@ void model_load(struct daemon *d, struct ctl_conn *c, uint64_t size, struct ctl_
 int ctl_conn_next(struct ctl_conn *c, uint8_t *ret_type, uint32_t *ret_seq, uint8_t **ret_payload,
 		  uint32_t *ret_len);
 
-/* Start making the next single-use KMS recipient key (RSA-2048) in the background. */
+/* Start making the next single-use KMS client (its RSA-2048 recipient key) in the background. */
 void recipient_key_prepare(struct daemon *d);
-/* Wait for a key being made and free the one ready (at exit). */
+/* Wait for a client being made and free the one ready (at exit). */
 void recipient_key_drain(struct daemon *d);
 
 /* The data key of a manifest through KMS Decrypt with an attested Recipient. On failure *code is a CTL_E_*. */

@@ -12,9 +12,9 @@
  *   relay-peer partial ADDR                   send half a frame, then vanish
  *   relay-peer open ADDR N SECONDS            open N connections, send nothing, exit after SECONDS
  *   relay-peer dns tcp:IP:PORT ZONE           a UDP DNS responder for "NAME IPV4 TTL" lines of ZONE
- *   relay-peer expect-error ADDR MS [oversize|idle]  send HELLO (or an oversized header, or make one round
- *                                             trip and go quiet); expect ERROR then EOF within MS; print the
- *                                             ERROR payload's "error" code
+ *   relay-peer expect-error ADDR MS [oversize|garbage|idle]  send HELLO (or an oversized or bad header, or one round
+ *                                             trip and go quiet); expect ERROR (strictly decoded) then EOF
+ *                                             within MS; print its code and message
  *   relay-peer rr ADDR SIZE COUNT             request/response latency: print p50 and p99 in microseconds
  *   relay-peer raw ADDR SEND EXPECT MS [half] raw bytes: send SEND (then half-close), expect EXPECT back
  *                                             within MS
@@ -36,6 +36,7 @@
 
 #include "addr.h"
 #include "audit.h"
+#include "cbor.h"
 #include "frame.h"
 #include "macro.h"
 #include "socket.h"
@@ -382,6 +383,7 @@ static int cmd_partial(const char *addr) {
 
 static int cmd_expect_error(const char *addr, uint64_t ms, const char *mode) {
 	bool oversize = mode && strcmp(mode, "oversize") == 0, idle = mode && strcmp(mode, "idle") == 0;
+	bool garbage = mode && strcmp(mode, "garbage") == 0;
 	uint64_t start = now_monotonic_usec();
 	int fd = dial(addr, ms * 1000);
 	if (fd < 0)
@@ -392,6 +394,8 @@ static int cmd_expect_error(const char *addr, uint64_t ms, const char *mode) {
 		uint32_t big = htobe32(FRAME_MAX_PAYLOAD + 1);
 		memcpy(hdr + 8, &big, 4);
 		write_all(fd, hdr, sizeof(hdr));
+	} else if (garbage) {
+		write_all(fd, "XX\x01\x03\0\0\0\0\0\0\0\0", FRAME_HEADER_SIZE);
 	} else if (idle) { /* one good round trip, then silence until the relay gives up */
 		int r = round_trip(fd, 0);
 		if (r < 0)
@@ -409,11 +413,20 @@ static int cmd_expect_error(const char *addr, uint64_t ms, const char *mode) {
 		fprintf(stderr, "relay-peer: got %s, not ERROR\n", frame_type_name(h.type));
 		return 1;
 	}
-	/* {"error": code, ...}: print the code (a text string right after the "error" key) */
-	if (h.length > 9 && p[0] == 0xa2 && memcmp(p + 1, "\x65" "error" "\x78", 7) == 0 && 9u + p[8] <= h.length)
-		printf("error %.*s\n", p[8], p + 9);
-	else
-		printf("error (unparsed payload of %u bytes)\n", h.length);
+	/* eml-protocol(7): seq 0, deterministic CBOR {"code": tstr, "message": tstr}, at most 512 bytes, decoded as
+	 * strictly as lib/session does */
+	const struct ecbor_limits lim = {.max_size = 512, .max_depth = 1, .max_items = 5, .max_string = 256,
+					 .deterministic = true};
+	cbor_item_t *m = NULL;
+	const char *code, *msg;
+	size_t cl, ml;
+	if (h.seq != 0 || ecbor_decode(p, h.length, &lim, &m) < 0 || !cbor_isa_map(m) || cbor_map_size(m) != 2 ||
+	    ecbor_map_text_tstr(m, "code", &code, &cl) < 0 || ecbor_map_text_tstr(m, "message", &msg, &ml) < 0) {
+		fprintf(stderr, "relay-peer: malformed ERROR frame (seq %u, %u bytes)\n", h.seq, h.length);
+		return 1;
+	}
+	printf("error %.*s: %.*s\n", (int)cl, code, (int)ml, msg);
+	cbor_decref(&m);
 	free(p);
 	ssize_t n = read(fd, &b, 1);
 	uint64_t el = (now_monotonic_usec() - start) / 1000;

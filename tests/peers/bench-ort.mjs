@@ -47,3 +47,4 @@ const med = ms[Math.floor(iters / 2)], p90 = ms[Math.min(iters - 1, Math.floor(i
 const rss = process.resourceUsage().maxRSS / 1024;
 console.log(`shape=${shape} threads=${threads} median_ms=${med.toFixed(3)} p90_ms=${p90.toFixed(3)} ` +
 	`sentences_per_s=${(B / (med / 1000)).toFixed(1)} peak_rss_mb=${rss.toFixed(1)}`);
+console.error(`kernels=onnxruntime min_ms=${ms[0].toFixed(3)} iterations=${iters}`);

@@ -816,6 +816,26 @@ static void test_eof(void **state) {
 	assert_non_null(strstr(session_client_status(c)->message, "without CLOSE"));
 }
 
+/* A client that sends a request and closes at once wants no answer: the server drops (wipes) the request. */
+static void test_close_drops_requests(void **state) {
+	SessionServerConfig sc = server_cfg();
+	SessionClientConfig cc = client_cfg();
+	_cleanup_session_client_ SessionClient *c = NULL;
+	_cleanup_session_server_ SessionServer *s = NULL;
+	handshake(&c, &s, &cc, &sc);
+	assert_int_equal(session_client_request(c, "late", 4, 0, NULL), 0);
+	assert_int_equal(session_client_close(c), 0);
+	assert_int_equal(session_client_request(c, "x", 1, 0, NULL), -EPIPE);
+	c2s(c, s, 0, 0);
+	assert_int_equal(session_server_status(s)->state, SESSION_CLOSED);
+	uint32_t seq;
+	uint8_t *p;
+	size_t n;
+	assert_int_equal(session_server_next_request(s, &seq, &p, &n), 0);
+	assert_int_equal(session_server_respond(s, 0, "x", 1, 0), -EPIPE);
+	assert_int_equal(session_server_eof(s), 0);
+}
+
 int main(void) {
 	srand(12345);
 	const struct CMUnitTest tests[] = {
@@ -836,6 +856,7 @@ int main(void) {
 		cmocka_unit_test(test_unexpected_frames),
 		cmocka_unit_test(test_audit_passthrough),
 		cmocka_unit_test(test_eof),
+		cmocka_unit_test(test_close_drops_requests),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
