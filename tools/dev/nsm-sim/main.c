@@ -19,6 +19,7 @@
 #include "attest.h"
 #include "cose.h"
 #include "devca.h"
+#include "eif.h"
 #include "log.h"
 #include "notify.h"
 #include "nsm-transport.h"
@@ -183,7 +184,7 @@ static int handle(struct sim *s, const uint8_t *req, size_t len, uint8_t **ret, 
 
 /* PCR values: either nitro-cli's {"Measurements": {"PCR0": hex, ...}} (what `eml eif build --pcrs` writes)
  * or a plain {"0": hex, "8": hex}. Only 0..15 (the locked, measured bank) may be set. */
-static int load_pcrs(const char *path, struct sim *s) {
+static int load_pcrs(const char *path, struct sim *s, uint32_t *ret_set) {
 	_cleanup_free_ uint8_t *text = NULL;
 	size_t len;
 	int r = read_file(path, 1 << 20, &text, &len);
@@ -214,9 +215,20 @@ static int load_pcrs(const char *path, struct sim *s) {
 			r = -EINVAL;
 			break;
 		}
+		*ret_set |= 1u << i;
 	}
 	json_object_put(root);
 	return r;
+}
+
+/* PCR0/1/2 as the EIF's measurements (lib/eif), so that a dev enclave presents the PCR0 the production image
+ * would and KMS policies written for that image apply unchanged. */
+static int load_eif(const char *path, struct sim *s, const char **ret_error) {
+	struct eif_info info;
+	int r = eif_measure_file(path, &info, ret_error);
+	if (r < 0) return r;
+	for (size_t i = 0; i < 3; i++) memcpy(s->pcr[i], info.pcrs.pcr[i], ATTEST_PCR_LEN);
+	return 0;
 }
 
 static int serve_one(struct sim *s, int fd) {
@@ -240,7 +252,7 @@ static int serve_one(struct sim *s, int fd) {
 }
 
 static void usage(void) {
-	fprintf(stderr, "usage: eml-nsm-sim --ca DIR [--listen unix:PATH] [--pcrs FILE] [--module-id ID]\n"
+	fprintf(stderr, "usage: eml-nsm-sim --ca DIR [--listen unix:PATH] [--pcrs FILE] [--eif FILE] [--module-id ID]\n"
 			"See eml-nsm-sim(1).\n");
 }
 
@@ -248,15 +260,17 @@ int main(int argc, char **argv) {
 	static const struct option opts[] = {
 		{"listen", required_argument, NULL, 'l'}, {"pcrs", required_argument, NULL, 'p'},
 		{"ca", required_argument, NULL, 'c'},     {"module-id", required_argument, NULL, 'm'},
-		{"help", no_argument, NULL, 'h'},         {},
+		{"eif", required_argument, NULL, 'e'},    {"help", no_argument, NULL, 'h'},
+		{},
 	};
 	char *listen_addr = NULL;
-	const char *pcrs_path = NULL, *ca_dir = NULL, *module_id = NULL;
+	const char *pcrs_path = NULL, *eif_path = NULL, *ca_dir = NULL, *module_id = NULL;
 	int c;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
 		switch (c) {
 		case 'l': listen_addr = optarg; break;
 		case 'p': pcrs_path = optarg; break;
+		case 'e': eif_path = optarg; break;
 		case 'c': ca_dir = optarg; break;
 		case 'm': module_id = optarg; break;
 		case 'h': usage(); return 0;
@@ -271,8 +285,16 @@ int main(int argc, char **argv) {
 	static struct sim s;
 	int r = devca_load(ca_dir, &s.ca);
 	if (r < 0) fatal("cannot load the dev CA from %s: %s (create it with `eml dev ca init`)", ca_dir, strerror(-r));
-	if (pcrs_path && (r = load_pcrs(pcrs_path, &s)) < 0)
+	uint32_t set = 0;
+	if (pcrs_path && (r = load_pcrs(pcrs_path, &s, &set)) < 0)
 		fatal("cannot load PCRs from %s: %s", pcrs_path, r == -EINVAL ? "not a PCR JSON file" : strerror(-r));
+	if (eif_path) {
+		/* two sources for one PCR would leave the document's value to option order: refuse */
+		if (set & 7u) fatal("--pcrs sets PCR0, 1 or 2, which --eif measures: give them once");
+		const char *why = NULL;
+		if ((r = load_eif(eif_path, &s, &why)) < 0)
+			fatal("cannot measure %s: %s", eif_path, why ? why : strerror(-r));
+	}
 	s.locked = (1u << LOCKED_AT_START) - 1;
 	if (module_id)
 		snprintf(s.module_id, sizeof s.module_id, "%s", module_id);
