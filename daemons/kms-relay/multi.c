@@ -12,6 +12,7 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "macro.h"
 #include "relay.h"
@@ -136,23 +137,14 @@ static int start_attempt(struct xfer *x) {
 	}
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
-	char line[8192];
-	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		x->headers = curl_slist_append(x->headers, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	x->headers = curl_slist_append(x->headers, line);
-	if (c.session_token) {
-		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", c.session_token);
-		x->headers = curl_slist_append(x->headers, line);
-	}
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	x->headers = curl_slist_append(x->headers, line);
-	x->headers = curl_slist_append(x->headers, "Expect:");
-	wipe(line, sizeof line);
+	r = kms_http_signed_headers(h, ARRAY_SIZE(h), &res, c.session_token, &x->headers);
 	sigv4_result_done(&res);
 	creds_done(&c);
+	if (r < 0) {
+		j->error = "Internal";
+		snprintf(j->message, sizeof j->message, "cannot build the request headers");
+		return r;
+	}
 
 	if (!x->e) {
 		x->e = mu->n_spare ? mu->spare[--mu->n_spare] : curl_easy_init();

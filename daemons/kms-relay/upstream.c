@@ -14,6 +14,7 @@
 #include <json-c/json.h>
 #include <openssl/rand.h>
 
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "macro.h"
 #include "relay.h"
@@ -81,23 +82,10 @@ static CURLcode post_once(struct upstream *u, CURL *e, struct job *j, uint64_t d
 		return CURLE_LOGIN_DENIED;
 	}
 	struct curl_slist *hl = NULL;
-	char line[8192];
-	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	hl = curl_slist_append(hl, line);
-	if (c.session_token) {
-		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", c.session_token);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	hl = curl_slist_append(hl, line);
-	hl = curl_slist_append(hl, "Expect:");
-	wipe(line, sizeof line);
+	r = kms_http_signed_headers(h, ARRAY_SIZE(h), &res, c.session_token, &hl);
 	sigv4_result_done(&res);
 	creds_done(&c);
+	if (r < 0) return CURLE_OUT_OF_MEMORY;
 
 	uint64_t now = now_monotonic_usec();
 	long left_ms = deadline_usec > now ? (long)((deadline_usec - now) / 1000) : 1;

@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "cms.h"
 #include "frame.h"
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "socket.h"
 #include "kmsclient.h"
@@ -133,21 +134,12 @@ static int verb_call(int argc, char **argv) {
 		return 1;
 	}
 	struct curl_slist *hl = NULL;
-	char line[4096];
-	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	hl = curl_slist_append(hl, line);
-	if (cr.session_token) {
-		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", cr.session_token);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	hl = curl_slist_append(hl, line);
-	hl = curl_slist_append(hl, "Expect:");
+	r = kms_http_signed_headers(h, ARRAY_SIZE(h), &res, cr.session_token, &hl);
 	sigv4_result_done(&res);
+	if (r < 0) {
+		fprintf(stderr, "error: request headers: %s\n", strerror(-r));
+		return 1;
+	}
 
 	struct grow out = {};
 	CURL *e = curl_easy_init();
