@@ -5,6 +5,7 @@
 #include "attest.h"
 #include "cbor.h"
 #include "cose.h"
+#include "json-hex.h"
 #include "util.h"
 
 static const char *const error_names[_ATTEST_ERROR_MAX] = {
@@ -296,9 +297,7 @@ int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, ch
 				for (size_t k = 0; k < json_object_array_length(list); k++) {
 					json_object *v = json_object_array_get_idx(list, k);
 					uint8_t value[ATTEST_PCR_LEN];
-					if (!json_object_is_type(v, json_type_string) ||
-					    json_object_get_string_len(v) != 2 * ATTEST_PCR_LEN ||
-					    hex_decode(json_object_get_string(v), value, sizeof value) != ATTEST_PCR_LEN) {
+					if (!json_hex_get(v, value, sizeof value)) {
 						r = errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not %u bytes of hex", idx, k,
 								ATTEST_PCR_LEN);
 						goto done;

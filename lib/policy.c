@@ -15,6 +15,7 @@
 #include "cose.h"
 #include "keyfile.h"
 #include "nitro-root.h"
+#include "json-hex.h"
 #include "util.h"
 
 #define DEFAULT_MAX_AGE_S 300
@@ -172,11 +173,6 @@ static bool json_uint(json_object *v, uint64_t max, uint64_t *ret) {
 	return true;
 }
 
-static bool json_hex(json_object *v, uint8_t *out, size_t len) {
-	return json_object_is_type(v, json_type_string) && (size_t)json_object_get_string_len(v) == 2 * len &&
-	       hex_decode(json_object_get_string(v), out, len) == (int)len;
-}
-
 int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_t now, Policy **ret, char *reason,
 		     size_t size) {
 	if (!text || !ret)
@@ -243,7 +239,7 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 				}
 				for (size_t k = 0; k < n; k++) {
 					uint8_t v[ATTEST_PCR_LEN];
-					if (!json_hex(json_object_array_get_idx(list, k), v, sizeof v)) {
+					if (!json_hex_get(json_object_array_get_idx(list, k), v, sizeof v)) {
 						r = errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not 48 bytes of hex", idx, k);
 						goto done;
 					}
@@ -276,7 +272,7 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 			}
 			for (size_t k = 0; k < n; k++) {
 				uint8_t h[32];
-				if (!json_hex(json_object_array_get_idx(val, k), h, sizeof h)) {
+				if (!json_hex_get(json_object_array_get_idx(val, k), h, sizeof h)) {
 					r = errorf(-EINVAL, reason, size, "models[%zu] is not 32 bytes of hex (SHA-256)", k);
 					goto done;
 				}
@@ -314,21 +310,11 @@ done:
 	return r;
 }
 
-static json_object *hex_json(const uint8_t *p, size_t n) {
-	char *h = malloc(2 * n + 1);
-	if (!h)
-		return NULL;
-	hex_encode(p, n, h);
-	json_object *o = json_object_new_string(h);
-	free(h);
-	return o;
-}
-
 json_object *policy_to_json(const Policy *p) {
 	json_object *o = json_object_new_object(), *pcrs = json_object_new_object(), *roots = json_object_new_array();
 	json_object_object_add(o, "name", json_object_new_string(p->name));
 	json_object_object_add(o, "signed", json_object_new_boolean(p->is_signed));
-	json_object_object_add(o, "key_id", p->is_signed ? hex_json(p->key_id, sizeof p->key_id) : NULL);
+	json_object_object_add(o, "key_id", p->is_signed ? json_hex_new(p->key_id, sizeof p->key_id) : NULL);
 	json_object_object_add(o, "issued", json_object_new_uint64(p->issued));
 	json_object_object_add(o, "expires", p->expires ? json_object_new_uint64(p->expires) : NULL);
 	json_object_object_add(o, "max_age_s", json_object_new_uint64(p->max_age_s));
@@ -337,7 +323,7 @@ json_object *policy_to_json(const Policy *p) {
 			continue;
 		json_object *a = json_object_new_array();
 		for (size_t k = 0; k < p->n_pcr_values[i]; k++)
-			json_object_array_add(a, hex_json(p->pcr_values[i][k], ATTEST_PCR_LEN));
+			json_object_array_add(a, json_hex_new(p->pcr_values[i][k], ATTEST_PCR_LEN));
 		char key[4];
 		snprintf(key, sizeof key, "%u", i);
 		json_object_object_add(pcrs, key, a);
@@ -347,7 +333,7 @@ json_object *policy_to_json(const Policy *p) {
 		json_object *ro = json_object_new_object();
 		uint8_t fp[32];
 		SHA256(p->roots[i].der, p->roots[i].len, fp);
-		json_object_object_add(ro, "sha256", hex_json(fp, 32));
+		json_object_object_add(ro, "sha256", json_hex_new(fp, 32));
 		X509Root *aws = NULL;
 		bool is_aws = nitro_root_g1(&aws) == 0 && mem_equal_ct(x509_root_fingerprint(aws), fp, 32);
 		x509_root_free(aws);
@@ -358,7 +344,7 @@ json_object *policy_to_json(const Policy *p) {
 	if (p->models) {
 		json_object *m = json_object_new_array();
 		for (size_t i = 0; i < p->n_models; i++)
-			json_object_array_add(m, hex_json(p->models[i], 32));
+			json_object_array_add(m, json_hex_new(p->models[i], 32));
 		json_object_object_add(o, "models", m);
 	} else
 		json_object_object_add(o, "models", NULL);
