@@ -21,6 +21,7 @@
 #include "addr.h"
 #include "cms.h"
 #include "frame.h"
+#include "curl-body.h"
 #include "kms-http.h"
 #include "kmsproto.h"
 #include "socket.h"
@@ -32,28 +33,6 @@
 #include "util.h"
 
 #define MAX_RESPONSE (1u << 20)
-
-struct grow {
-	char *p;
-	size_t len;
-	bool overflow;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud) {
-	struct grow *g = ud;
-	size_t add = size * n;
-	if (g->len + add > MAX_RESPONSE) {
-		g->overflow = true;
-		return 0;
-	}
-	char *p = realloc(g->p, g->len + add + 1);
-	if (!p) return 0;
-	memcpy(p + g->len, data, add);
-	g->p = p;
-	g->len += add;
-	g->p[g->len] = 0;
-	return add;
-}
 
 static int verb_call(int argc, char **argv) {
 	static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
@@ -141,7 +120,7 @@ static int verb_call(int argc, char **argv) {
 		return 1;
 	}
 
-	struct grow out = {};
+	struct curl_body out = {.max = MAX_RESPONSE};
 	CURL *e = curl_easy_init();
 	long status = 0;
 	CURLcode cc = CURLE_FAILED_INIT;
@@ -150,7 +129,7 @@ static int verb_call(int argc, char **argv) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body_len);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_body_write);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
@@ -163,12 +142,11 @@ static int verb_call(int argc, char **argv) {
 	curl_slist_free_all(hl);
 	if (cc != CURLE_OK) {
 		fprintf(stderr, "error: %s: %s\n", endpoint, out.overflow ? "response too large" : curl_easy_strerror(cc));
-		free(out.p);
+		curl_body_done(&out);
 		return 1;
 	}
 	printf("%s\n", out.p ? out.p : "");
-	if (out.p) wipe(out.p, out.len); /* may hold a Plaintext */
-	free(out.p);
+	curl_body_done(&out); /* may hold a Plaintext */
 	if (status != 200) fprintf(stderr, "error: HTTP %ld\n", status);
 	return status == 200 ? 0 : 1;
 }
