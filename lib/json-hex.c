@@ -1,6 +1,7 @@
 /* json-hex.c: hex byte strings in JSON (see json-hex.h). */
 #include "json-hex.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "util.h"
@@ -14,6 +15,19 @@ json_object *json_hex_new(const uint8_t *p, size_t n) {
 	hex_encode(p, n, h);
 	json_object *o = json_object_new_string(h);
 	free(h);
+	return o;
+}
+
+json_object *json_hex_rows(const uint8_t *rows, size_t row_len, size_t count, uint32_t mask) {
+	json_object *o = json_object_new_object();
+	if (!o)
+		return NULL;
+	for (unsigned i = 0; i < count && i < 32; i++)
+		if (mask & (1u << i)) {
+			char k[4];
+			snprintf(k, sizeof k, "%u", i);
+			json_object_object_add(o, k, json_hex_new(rows + (size_t)i * row_len, row_len));
+		}
 	return o;
 }
 

@@ -19,14 +19,7 @@ static void print_doc_json(const AttestDoc *d) {
 	json_object_object_add(o, "module_id", json_object_new_string(d->module_id));
 	json_object_object_add(o, "timestamp", json_object_new_uint64(d->timestamp_ms));
 	json_object_object_add(o, "digest", json_object_new_string(d->digest));
-	json_object *pcrs = json_object_new_object();
-	for (unsigned i = 0; i < ATTEST_PCR_COUNT; i++)
-		if (d->pcr_mask & (1u << i)) {
-			char k[4];
-			snprintf(k, sizeof k, "%u", i);
-			json_object_object_add(pcrs, k, json_hex_new(d->pcrs[i], ATTEST_PCR_LEN));
-		}
-	json_object_object_add(o, "pcrs", pcrs);
+	json_object_object_add(o, "pcrs", json_hex_rows(&d->pcrs[0][0], ATTEST_PCR_LEN, ATTEST_PCR_COUNT, d->pcr_mask));
 	json_object_object_add(o, "public_key", json_hex_new(d->public_key, d->public_key_len));
 	json_object_object_add(o, "user_data", json_hex_new(d->user_data, d->user_data_len));
 	json_object_object_add(o, "nonce", json_hex_new(d->nonce, d->nonce_len));

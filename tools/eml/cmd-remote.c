@@ -72,16 +72,10 @@ static int load_policy(const char *path, struct keys *ks, Policy **ret) {
 }
 
 static json_object *doc_json(const AttestDoc *d) {
-	json_object *o = json_object_new_object(), *pcrs = json_object_new_object();
+	json_object *o = json_object_new_object();
 	json_object_object_add(o, "module_id", json_object_new_string(d->module_id));
 	json_object_object_add(o, "timestamp", json_object_new_uint64(d->timestamp_ms));
-	for (unsigned i = 0; i < ATTEST_PCR_COUNT; i++)
-		if (d->pcr_mask & (1u << i)) {
-			char k[4];
-			snprintf(k, sizeof k, "%u", i);
-			json_object_object_add(pcrs, k, json_hex_new(d->pcrs[i], ATTEST_PCR_LEN));
-		}
-	json_object_object_add(o, "pcrs", pcrs);
+	json_object_object_add(o, "pcrs", json_hex_rows(&d->pcrs[0][0], ATTEST_PCR_LEN, ATTEST_PCR_COUNT, d->pcr_mask));
 	return o;
 }
 
