@@ -220,6 +220,23 @@ static int split_variant(const cbor_item_t *top, const char **ret_name, size_t *
 	return 0;
 }
 
+/* Decode one message within limits and split its variant (see split_variant). -ENOMEM, or -EBADMSG for anything
+ * malformed; on success the caller owns *ret_top, which the name and fields point into. */
+static int decode_variant(const uint8_t *buf, size_t len, const struct ecbor_limits *limits, cbor_item_t **ret_top,
+			  const char **ret_name, size_t *ret_name_len, const cbor_item_t **ret_fields) {
+	cbor_item_t *top = NULL;
+	int r = ecbor_decode(buf, len, limits, &top);
+	if (r == -ENOMEM) return r;
+	if (r < 0) return -EBADMSG;
+	r = split_variant(top, ret_name, ret_name_len, ret_fields);
+	if (r < 0) {
+		cbor_decref(&top);
+		return r;
+	}
+	*ret_top = top;
+	return 0;
+}
+
 static bool name_is(const char *n, size_t len, const char *want) {
 	return strlen(want) == len && memcmp(n, want, len) == 0;
 }
@@ -263,15 +280,12 @@ void nsm_request_done(struct nsm_request *q) {
 int nsm_request_decode(const uint8_t *buf, size_t len, struct nsm_request *ret) {
 	if (!buf || !ret) return -EINVAL;
 	cbor_item_t *top = NULL;
-	int r = ecbor_decode(buf, len, &request_limits, &top);
-	if (r == -ENOMEM) return r;
-	if (r < 0) return -EBADMSG;
-	struct nsm_request q = {._item = top};
 	const char *name;
 	size_t nl;
 	const cbor_item_t *f;
-	r = split_variant(top, &name, &nl, &f);
-	if (r < 0) goto fail;
+	int r = decode_variant(buf, len, &request_limits, &top, &name, &nl, &f);
+	if (r < 0) return r;
+	struct nsm_request q = {._item = top};
 	r = -EBADMSG;
 	if (!f) {
 		if (name_is(name, nl, "DescribeNSM"))
@@ -347,15 +361,12 @@ static int decode_description(const cbor_item_t *f, struct nsm_description *d) {
 int nsm_response_decode(const uint8_t *buf, size_t len, struct nsm_response *ret) {
 	if (!buf || !ret) return -EINVAL;
 	cbor_item_t *top = NULL;
-	int r = ecbor_decode(buf, len, &response_limits, &top);
-	if (r == -ENOMEM) return r;
-	if (r < 0) return -EBADMSG;
-	struct nsm_response s = {._item = top};
 	const char *name;
 	size_t nl;
 	const cbor_item_t *f;
-	r = split_variant(top, &name, &nl, &f);
-	if (r < 0) goto fail;
+	int r = decode_variant(buf, len, &response_limits, &top, &name, &nl, &f);
+	if (r < 0) return r;
+	struct nsm_response s = {._item = top};
 	r = -EBADMSG;
 	if (!f) {
 		if (name_is(name, nl, "LockPCR"))
