@@ -208,12 +208,13 @@ enclave-image: deps $(STATIC_BINS) build/release/bin/eml build/release/bin/eml-i
 		KERNEL="$(KERNEL)" \
 		enclave-image/build.sh build/enclave-image
 
-# Rebuilds the image to check it is reproducible, then boots its kernel and eml-init as PID 1 under qemu
-# (software emulation); see tests/vm/image-repro.sh and tests/vm/vm-test.sh.
-vm-test: enclave-image
+# Rebuilds the image to check it is reproducible, then boots it under qemu (software emulation): eml-init as PID 1,
+# the image's eml-inferenced serving a session to the host with a sealed model loaded through the host's KMS relay;
+# see tests/vm/image-repro.sh, tests/vm/session-test.sh and tests/vm/vm-test.sh.
+vm-test: enclave-image build/release/bin/eml-nsm-sim build/release/bin/eml-kms-local build/release/bin/eml-kms-relay
 	@tools/bootstrap.sh vm
 	@tests/vm/image-repro.sh build/enclave-image
-	@tests/vm/vm-test.sh build/enclave-image
+	@tests/vm/session-test.sh build/enclave-image
 
 bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 	@EML_BUILD=$(CURDIR)/build/release tests/run-bench.sh $(BENCH_BINS)
