@@ -12,12 +12,11 @@
 set -euo pipefail
 root=${1:?usage: closure.sh ROOT BINARY...}
 shift
-declare -A done=()
-lines=()
+declare -A done=() pkg_of=() ver_of=()
+copied=()
 
 die() { echo "closure: $*" >&2; exit 1; }
 interp_of() { readelf -lW "$1" 2>/dev/null | sed -n 's/.*\[Requesting program interpreter: \(.*\)\]$/\1/p'; }
-needed_of() { readelf -dW "$1" | sed -n 's/.*(NEEDED) *Shared library: \[\(.*\)\]$/\1/p'; }
 elf_kind() { readelf -hW "$1" 2>/dev/null | awk -F: '/^ *(Class|Machine):/ {gsub(/^ +/, "", $2); printf "%s/", $2}'; }
 
 # The Debian package owning PATH, trying the path as found, its target and the other side of the /usr merge.
@@ -31,23 +30,18 @@ owner() {
 }
 
 copy() { # HOST_PATH MODE
-	local p=$1 pkg ver sum
+	local p=$1
 	[[ -n ${done[$p]:-} ]] && return 0
 	done[$p]=1
 	install -D -m "$2" "$(readlink -f "$p")" "$root$p"
-	sum=$(sha256sum "$root$p" | awk '{print $1}')
-	if pkg=$(owner "$p"); then
-		ver=$(dpkg-query -W -f='${Version}' "$pkg")
-	else
-		pkg=unpackaged ver=-
-	fi
-	lines+=("lib $p $sum $pkg $ver")
+	copied+=("$p")
 }
 
 resolve() { # OBJECT KIND DIRS...
-	local obj=$1 kind=$2 n d f found
+	local obj=$1 kind=$2 n d f found dyn
 	shift 2
-	readelf -dW "$obj" | grep -qE '\((RPATH|RUNPATH)\)' && die "$obj has an RPATH/RUNPATH"
+	dyn=$(readelf -dW "$obj")
+	grep -qE '\((RPATH|RUNPATH)\)' <<<"$dyn" && die "$obj has an RPATH/RUNPATH"
 	while IFS= read -r n; do
 		[[ $n == */* ]] && die "$obj needs a library by path ($n)"
 		# libc names the loader too; the loader already is in memory under that soname and never opens a copy
@@ -64,7 +58,7 @@ resolve() { # OBJECT KIND DIRS...
 			copy "$found" 0644
 			resolve "$found" "$kind" "$@"
 		fi
-	done < <(needed_of "$obj")
+	done < <(sed -n 's/.*(NEEDED) *Shared library: \[\(.*\)\]$/\1/p' <<<"$dyn")
 }
 
 for bin in "$@"; do
@@ -79,4 +73,19 @@ for bin in "$@"; do
 	copy "$interp" 0755
 	resolve "$bin" "$kind" "/lib/$triplet" "/usr/lib/$triplet" /lib /usr/lib
 done
-((${#lines[@]} == 0)) || printf '%s\n' "${lines[@]}" | LC_ALL=C sort -k2,2
+((${#copied[@]} > 0)) || exit 0
+# Provenance, with one dpkg-query for all paths (each call reads the whole database): "PKG[, PKG]: PATH" lines;
+# the few paths dpkg knows under another spelling (usrmerge) one by one.
+while IFS= read -r line; do
+	[[ $line == *": /"* ]] || continue
+	pkg_of[/${line#*: /}]=${line%%[,:] *}
+done < <(dpkg-query -S "${copied[@]}" 2>/dev/null || true)
+for p in "${copied[@]}"; do
+	[[ -n ${pkg_of[$p]:-} ]] || pkg_of[$p]=$(owner "$p") || pkg_of[$p]=unpackaged
+done
+while read -r pkg ver; do ver_of[$pkg]=$ver; done < <(printf '%s\n' "${pkg_of[@]}" | sort -u | grep -vx unpackaged |
+	xargs -r dpkg-query -W -f='${binary:Package} ${Version}\n')
+for p in "${copied[@]}"; do
+	pkg=${pkg_of[$p]}
+	printf 'lib %s %s %s %s\n' "$p" "$(sha256sum "$root$p" | awk '{print $1}')" "$pkg" "${ver_of[$pkg]:--}"
+done | LC_ALL=C sort -k2,2
