@@ -146,7 +146,9 @@ install -m 0644 "$S/pcrs.json" "$root/etc/eml/pcrs.json"
 install -m 0644 "$S/dev/signers/owner.pub" "$root/etc/eml/model-signers/owner.pub"
 setup_ms=$((($(date +%s%N) - setup_start) / 1000000))
 
-# busybox sh inside the VM: network, simulator, daemon; SIGTERM (from eml-init) stops both, daemon first.
+# busybox sh inside the VM: network, simulator, daemon; SIGTERM (from eml-init) stops both, daemon first. The
+# daemon finishes the RSA key it makes ahead for the next load before it exits: seconds under emulation, hence
+# the longer stop timeout (the image's own init.conf allows 10 s, for real CPUs).
 command="ip link set lo up
 ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 || exit 1
 /usr/bin/eml-nsm-sim --ca /etc/eml/dev-ca --pcrs /etc/eml/pcrs.json --listen unix:/run/nsm.sock &
@@ -162,7 +164,7 @@ exit 1"
 
 out=$S/vm.out
 VM_COMMAND=$command VM_MARKER='ready: sessions on' VM_EXTRA_DIR=$root \
-	VM_EXPECT='EML-VM-SERVICES-STOPPED' \
+	VM_EXPECT='EML-VM-SERVICES-STOPPED' VM_STOP_TIMEOUT_MS=30000 \
 	VM_HOST_CHECK="S=$S BIN=$BIN PCR0=$PCR0 TEXT='$TEXT' '$0' --host-check" EML_TALLY= \
 	"$src/tests/vm/vm-test.sh" "$img" 2>&1 | tee "$out" || fail "the VM run failed"
 grep -q '^session-test: sealed model loaded' "$out" || fail "no session result"

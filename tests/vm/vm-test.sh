@@ -11,7 +11,8 @@
 # daemon and its configuration), VM_HOST_CHECK (shell text run on the host once the marker is seen, with
 # VM_PORT = the host port forwarded to guest port 5000, VM_CTL_PORT the one forwarded to guest port 5001 and
 # VM_START_NS the time qemu started (date +%s%N); failing it fails the test), VM_EXPECT (an extended regex the
-# console must match after the power-off), VM_ACCEL (default tcg),
+# console must match after the power-off), VM_STOP_TIMEOUT_MS (eml-init's stop-timeout-ms, default 5000),
+# VM_ACCEL (default tcg),
 # VM_TIMEOUT (seconds, default 85), VM_KEEP=1 keeps the work directory.
 set -euo pipefail
 img=${1:?usage: vm-test.sh IMAGE_DIR}
@@ -59,7 +60,7 @@ cat >"$work/root/etc/eml/init.conf" <<CONF
 command=/bin/busybox sh /etc/eml/vm-command.sh
 env=PATH=/bin
 restart=no
-stop-timeout-ms=5000
+stop-timeout-ms=${VM_STOP_TIMEOUT_MS:-5000}
 heartbeat=no
 CONF
 "$eml" eif ramdisk -o "$work/vm.cpio" "$work/root"
