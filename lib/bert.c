@@ -9,6 +9,7 @@
 #include "kernels.h"
 #include "macro.h"
 #include "threadpool.h"
+#include "util.h"
 
 struct linear {
 	float *packed; /* kernels_pack() layout */
@@ -234,6 +235,7 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 	for (unsigned i = 0; i < cfg->layers; i++) {
 		struct layer *l = &m->layer[i];
 		char p[64], n[128];
+		safetensors_release_all(st); /* file pages mapped so far, so the peak stays near one copy */
 		static const char *const qkv[] = {"attention.self.query", "attention.self.key", "attention.self.value"};
 		static const char *const out[] = {"attention.output.dense"};
 		static const char *const up[] = {"intermediate.dense"};
@@ -262,14 +264,23 @@ fail:
 	return r;
 }
 
+/* Activations are derived from the caller's text: wipe scratch before it goes back to the allocator. */
+static void free_scratch(struct bert_ctx *c) {
+	const struct bert_config *cfg = &c->m->cfg;
+	size_t t = c->cap_tokens * sizeof(float);
+	free_secret(c->x, c->x ? t * cfg->hidden : 0);
+	free_secret(c->qkv, c->qkv ? t * cfg->hidden * 3 : 0);
+	free_secret(c->att, c->att ? t * cfg->hidden : 0);
+	free_secret(c->mid, c->mid ? t * cfg->intermediate : 0);
+	c->x = c->qkv = c->att = c->mid = NULL;
+	c->cap_tokens = 0;
+}
+
 void bert_ctx_free(struct bert_ctx *c) {
 	if (!c) return;
+	free_secret(c->scratch, c->scratch ? c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float) : 0);
 	threadpool_free(c->pool);
-	free(c->x);
-	free(c->qkv);
-	free(c->att);
-	free(c->mid);
-	free(c->scratch);
+	free_scratch(c);
 	free(c);
 }
 
@@ -290,7 +301,7 @@ int bert_ctx_new(const struct bert_model *m, unsigned threads, struct bert_ctx *
 static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	const struct bert_config *cfg = &c->m->cfg;
 	if (tokens > c->cap_tokens) {
-		free(c->x), free(c->qkv), free(c->att), free(c->mid);
+		free_scratch(c);
 		c->x = malloc(tokens * cfg->hidden * sizeof(float));
 		c->qkv = malloc(tokens * cfg->hidden * 3 * sizeof(float));
 		c->att = malloc(tokens * cfg->hidden * sizeof(float));
@@ -303,7 +314,7 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	}
 	if (maxlen > c->cap_len) {
 		size_t d = cfg->hidden / cfg->heads;
-		free(c->scratch);
+		free_secret(c->scratch, c->scratch ? c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float) : 0);
 		c->scratch_per_thread = (d + 2) * (maxlen + 8);
 		c->scratch = malloc(c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float));
 		c->cap_len = maxlen;
@@ -431,7 +442,8 @@ static void gemm_residual_ln(struct job *j, const float *a, size_t lda, const st
 		return;
 	}
 	gemm(j, a, lda, l, c->x, tmp, ACT_NONE);
-	threadpool_run(c->pool, run_layernorm, j, tasks);
+	/* So few rows normalise in microseconds: cheaper on this thread than another synchronisation. */
+	for (size_t t = 0; t < tasks; t++) run_layernorm(j, t, 0);
 }
 
 int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *lens, size_t batch, float *ret) {

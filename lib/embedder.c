@@ -102,7 +102,8 @@ int embedder_embed(const struct embedder *e, struct bert_ctx *ctx, const char *c
 		total += lens[i];
 	}
 	if (r == 0) r = bert_encode(ctx, (const int32_t *const *)ids, lens, n, ret);
-	for (size_t i = 0; i < n; i++) free(ids[i]);
+	/* Token ids spell the caller's text: wipe them like any other plaintext. */
+	for (size_t i = 0; i < n; i++) free_secret(ids[i], lens[i] * sizeof(int32_t));
 	if (r == 0 && ret_tokens) *ret_tokens = total;
 	return r;
 }

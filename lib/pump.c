@@ -162,7 +162,7 @@ static int open_pipe(struct pump *p) {
 
 /* 1 = moved something, 0 = src has nothing now, negative = failed. */
 static int read_splice(struct pump *p) {
-	size_t want = p->pipe_cap;
+	size_t want = p->pipe_cap - p->pipe_fill;
 	if (p->c.mode == PUMP_FRAMES && p->frame_left < want)
 		want = (size_t)p->frame_left;
 	ssize_t n = splice(p->src, NULL, p->pipe[1], NULL, want, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -181,7 +181,7 @@ static int read_splice(struct pump *p) {
 		p->src_eof = true;
 		return 1;
 	}
-	p->pipe_fill = (size_t)n;
+	p->pipe_fill += (size_t)n;
 	p->drained = (size_t)n < want;
 	if (p->c.mode == PUMP_FRAMES)
 		p->frame_left -= (uint64_t)n;
@@ -286,6 +286,14 @@ static int read_buffer(struct pump *p) {
 	return 1;
 }
 
+/* dst is full and what waits for it is in the pipe: more of src may go into the pipe's free room meanwhile
+ * (as systemd-socket-proxyd does), so the sender is not held up and a full pipe is ready when dst drains. */
+static bool can_top_up(const struct pump *p) {
+	return !p->no_splice && p->pipe[0] >= 0 && p->pipe_fill > 0 && p->pipe_fill < p->pipe_cap &&
+	       p->out_off == p->out_len && !p->src_eof && !p->stopped &&
+	       (p->c.mode == PUMP_RAW || (!p->in_extract && p->frame_left > 0));
+}
+
 int pump_run(struct pump *p) {
 	if (p->error)
 		return p->error;
@@ -295,8 +303,11 @@ int pump_run(struct pump *p) {
 		int r = flush(p);
 		if (r < 0)
 			return r;
-		if (r == 0)
-			return PUMP_WANT_WRITE;
+		if (r == 0) {
+			if (can_top_up(p) && read_splice(p) < 0)
+				return p->error;
+			return PUMP_WANT_WRITE | (can_top_up(p) ? PUMP_WANT_READ : 0);
+		}
 		if (p->src_eof || p->stopped) {
 			if (p->src_eof && !p->stopped && p->c.mode == PUMP_FRAMES && !pump_at_boundary(p))
 				return fail(p, PUMP_FAIL_SRC, FRAME_E_TRUNCATED);

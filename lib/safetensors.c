@@ -342,6 +342,11 @@ void safetensors_release(const struct safetensors *st, const struct safetensors_
 	if ((st->map || st->discard) && t->begin != t->end) drop_pages(st->data + t->begin, st->data + t->end);
 }
 
+void safetensors_release_all(const struct safetensors *st) {
+	/* Read-only private mapping: nothing can be lost, pages are re-read from the file if touched. */
+	if (st->map) madvise(st->map, st->map_len, MADV_DONTNEED);
+}
+
 int safetensors_write(const char *path, const struct safetensors_out *t, size_t n) {
 	struct json_object *root = json_object_new_object();
 	if (!root) return -ENOMEM;

@@ -67,6 +67,8 @@ int safetensors_read_f32(const struct safetensors *st, const struct safetensors_
 /* Tell the kernel we are done with a tensor's pages (mapped files only), so loading does not hold two copies
  * of the weights resident. No-op for memory buffers. */
 void safetensors_release(const struct safetensors *st, const struct safetensors_tensor *t);
+/* The same for the whole mapping: also catches pages the kernel mapped around small reads (fault-around). */
+void safetensors_release_all(const struct safetensors *st);
 
 /* Writer: tensors are written in the order given, data contiguous. */
 struct safetensors_out {

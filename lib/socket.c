@@ -157,12 +157,27 @@ int socket_connect_deadline(const struct eml_addr *a, uint64_t timeout_usec, int
 	return r;
 }
 
+/* A unix listener was bound as PATH.PID.tmp and renamed to PATH (listen_unix_path); the kernel still reports
+ * the bound name, so give back the name it is reachable by. */
+static void strip_tmp_suffix(char *buf) {
+	if (strncmp(buf, "unix:", 5) != 0) return;
+	size_t n = strlen(buf);
+	if (n < 6 || strcmp(buf + n - 4, ".tmp") != 0) return;
+	char *p = buf + n - 4;
+	char *digits_end = p;
+	while (p > buf && p[-1] >= '0' && p[-1] <= '9') p--;
+	if (p == digits_end || p <= buf || p[-1] != '.') return;
+	p[-1] = 0;
+}
+
 static int format_name(int fd, int peer, char *buf, size_t len) {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	if ((peer ? getpeername(fd, (struct sockaddr *)&ss, &sl) : getsockname(fd, (struct sockaddr *)&ss, &sl)) < 0)
 		return negerrno();
-	return addr_format_sockaddr((struct sockaddr *)&ss, sl, buf, len);
+	int r = addr_format_sockaddr((struct sockaddr *)&ss, sl, buf, len);
+	if (r == 0 && !peer) strip_tmp_suffix(buf);
+	return r;
 }
 
 int socket_local_address(int fd, char *buf, size_t len) { return format_name(fd, 0, buf, len); }

@@ -15,7 +15,7 @@ declare -A TOOL=(
 	[cc]=gcc [pkg-config]=pkg-config [ar]=binutils [systemd-socket-activate]=systemd [jq]=jq
 	[setsid]=util-linux [ss]=iproute2 [timeout]=coreutils
 	[cpio]=cpio [openssl]=openssl [gzip]=gzip [unshare]=util-linux [mountpoint]=util-linux [ps]=procps [xxd]=xxd
-	[systemd-analyze]=systemd [man]=man-db
+	[systemd-analyze]=systemd [man]=man-db [python3]=python3 [curl]=curl
 )
 # file -> Debian package (things without a command or module)
 declare -A FILE=()

@@ -170,6 +170,7 @@ static int imds_load(const char *base, struct creds *ret) {
 int cred_provider_init(struct cred_provider *p, const char *imds_url) {
 	*p = (struct cred_provider){};
 	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->wake, NULL);
 	const char *dir = getenv("CREDENTIALS_DIRECTORY");
 	int r;
 	if (dir) {
@@ -209,6 +210,15 @@ int cred_provider_init(struct cred_provider *p, const char *imds_url) {
 }
 
 void cred_provider_done(struct cred_provider *p) {
+	if (p->have_refresher) {
+		pthread_mutex_lock(&p->lock);
+		p->stopping = true;
+		pthread_cond_broadcast(&p->wake);
+		pthread_mutex_unlock(&p->lock);
+		pthread_join(p->refresher, NULL);
+		p->have_refresher = false;
+	}
+	pthread_cond_destroy(&p->wake);
 	creds_done(&p->cur);
 	free(p->imds);
 	pthread_mutex_destroy(&p->lock);
@@ -216,18 +226,47 @@ void cred_provider_done(struct cred_provider *p) {
 
 int cred_provider_get(struct cred_provider *p, struct creds *ret) {
 	pthread_mutex_lock(&p->lock);
-	if (p->imds && p->cur.expires_usec && p->cur.expires_usec < now_realtime_usec() + REFRESH_BEFORE_USEC) {
+	int r = creds_copy(&p->cur, ret);
+	pthread_mutex_unlock(&p->lock);
+	return r;
+}
+
+/* Refresh instance-role credentials when they come within REFRESH_BEFORE_USEC of expiring; at most every
+ * 2 s (short-lived credentials), 10 s after a failure (the old ones are kept while they last). */
+static void *refresher_main(void *arg) {
+	struct cred_provider *p = arg;
+	pthread_mutex_lock(&p->lock);
+	while (!p->stopping) {
+		uint64_t now = now_realtime_usec(), due = p->cur.expires_usec > REFRESH_BEFORE_USEC
+								   ? p->cur.expires_usec - REFRESH_BEFORE_USEC
+								   : 0;
+		if (due > now) {
+			struct timespec ts = {(time_t)(due / 1000000), (long)(due % 1000000) * 1000};
+			pthread_cond_timedwait(&p->wake, &p->lock, &ts);
+			continue;
+		}
+		pthread_mutex_unlock(&p->lock);
 		struct creds fresh;
 		int r = imds_load(p->imds, &fresh);
+		pthread_mutex_lock(&p->lock);
 		if (r >= 0) {
 			creds_done(&p->cur);
 			p->cur = fresh;
 			log_info("refreshed instance-role credentials from IMDS");
 		} else
-			/* Keep the old ones while they last; KMS will say when they no longer do. */
 			log_warn("cannot refresh credentials from IMDS: %s", strerror(-r));
+		uint64_t pause = now_realtime_usec() + (r >= 0 ? 2 : 10) * 1000000ull;
+		struct timespec ts = {(time_t)(pause / 1000000), (long)(pause % 1000000) * 1000};
+		while (!p->stopping && pthread_cond_timedwait(&p->wake, &p->lock, &ts) == 0) {}
 	}
-	int r = creds_copy(&p->cur, ret);
 	pthread_mutex_unlock(&p->lock);
-	return r;
+	return NULL;
+}
+
+int cred_provider_start(struct cred_provider *p) {
+	if (!p->imds) return 0;
+	int r = pthread_create(&p->refresher, NULL, refresher_main, p);
+	if (r) return -r;
+	p->have_refresher = true;
+	return 0;
 }

@@ -386,6 +386,7 @@ int main(int argc, char **argv) {
 	struct upstream_config uc = {.endpoint = endpoint, .region = region, .workers = (unsigned)workers,
 				     .queue_max = (unsigned)queue, .connect_timeout_ms = connect_ms,
 				     .total_timeout_ms = total_ms, .retries = (unsigned)retries, .creds = &rl.creds};
+	if ((r = cred_provider_start(&rl.creds)) < 0) fatal("cannot start the credential refresh: %s", strerror(-r));
 	if (sd_event_default(&rl.loop) < 0) fatal("cannot create the event loop");
 	sd_event_add_signal(rl.loop, NULL, SIGTERM, NULL, NULL);
 	sd_event_add_signal(rl.loop, NULL, SIGINT, NULL, NULL);

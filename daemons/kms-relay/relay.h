@@ -21,6 +21,9 @@ void creds_done(struct creds *c); /* wipes */
 
 struct cred_provider {
 	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_t refresher;    /* IMDS only: refreshes in the background so no request waits on IMDS */
+	bool have_refresher, stopping;
 	struct creds cur;
 	char *dir;          /* $CREDENTIALS_DIRECTORY, or NULL */
 	bool from_env;
@@ -32,8 +35,11 @@ struct cred_provider {
  * aws_session_token), else AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY[/AWS_SESSION_TOKEN], else IMDSv2 at imds_url
  * (the instance role). Loads once; -ENOKEY when nothing provides credentials. */
 int cred_provider_init(struct cred_provider *p, const char *imds_url);
+/* Start the background refresh (instance-role credentials only). */
+int cred_provider_start(struct cred_provider *p);
 void cred_provider_done(struct cred_provider *p);
-/* Copies of the current credentials, refreshed first when they expire within 5 minutes. Thread-safe. */
+/* Copies of the current credentials (never blocks on the network: instance-role credentials are refreshed by a
+ * background thread once they expire within 5 minutes). Thread-safe. */
 int cred_provider_get(struct cred_provider *p, struct creds *ret);
 /* Region from IMDS (placement/region). */
 int imds_region(const char *imds_url, char **ret);

@@ -6,7 +6,9 @@
  * never changes the model under it. */
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 
 #include "air.h"
 #include "audit.h"
@@ -140,6 +142,23 @@ static int handle(void *userdata, uint32_t seq, const uint8_t *req, size_t len, 
 	return 0;
 }
 
+/* BUSY without a race: let the client's HELLO arrive (it would get EPIPE writing to a closed socket), answer,
+ * stop writing, and read until the client hangs up (at most 2 s) so the answer is not lost to a reset. */
+static void answer_busy(SessionServer *s, int fd) {
+	uint8_t buf[4096];
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	if (poll(&p, 1, 2000) > 0) (void)!read(fd, buf, sizeof buf);
+	session_server_fail(s, SESSION_BUSY, "this enclave serves no more sessions now");
+	size_t n;
+	const uint8_t *out = session_server_pending_output(s, &n);
+	if (out && n && write_all(fd, out, n) == 0) session_server_output_advance(s, n);
+	shutdown(fd, SHUT_WR);
+	uint64_t end = now_monotonic_usec() + 2000000;
+	for (uint64_t now; (now = now_monotonic_usec()) < end;) {
+		if (poll(&p, 1, (int)((end - now) / 1000)) <= 0 || read(fd, buf, sizeof buf) <= 0) break;
+	}
+}
+
 void session_serve(struct daemon *d, int fd, bool refuse_busy) {
 	struct session x = {.d = d};
 	SessionServerConfig cfg = {.make_attestation = make_doc, .userdata = &x};
@@ -157,9 +176,11 @@ void session_serve(struct daemon *d, int fd, bool refuse_busy) {
 		if (r == 0) r = nsm_open(d->cfg.nsm_device, &x.nsm);
 	}
 	if (r == 0) r = session_server_new(&cfg, now_monotonic_usec(), &x.s);
-	if (r == 0) {
-		if (refuse_busy) session_server_fail(x.s, SESSION_BUSY, "this enclave serves no more sessions now");
-		else if (!x.nsm) session_server_fail(x.s, SESSION_INTERNAL, "no NSM");
+	if (r == 0 && refuse_busy) {
+		answer_busy(x.s, fd);
+		log_struct(LOG_NOTICE, EML_MSG_SESSION, "MESSAGE=session refused: BUSY (%u sessions)", d->cfg.max_sessions,
+			   NULL);
+	} else if (r == 0) {
 		r = session_server_serve_fd(x.s, fd, handle, &x);
 		const SessionStatus *st = session_server_status(x.s);
 		log_struct(st->state == SESSION_FAILED ? LOG_NOTICE : LOG_INFO, EML_MSG_SESSION,

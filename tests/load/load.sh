@@ -39,13 +39,13 @@ for c in $(seq "$CLIENTS"); do
 done
 for p in "${clients[@]}"; do wait "$p" || true; done
 
-ok=$(cat "$S"/c*.ok 2>/dev/null | wc -l)
-errors=$(cat "$S"/c*.err 2>/dev/null | wc -l)
+ok=$({ cat "$S"/c*.ok 2>/dev/null || true; } | wc -l)
+errors=$({ cat "$S"/c*.err 2>/dev/null || true; } | wc -l)
 echo "requests: $((ok + errors)), errors: $errors, throughput: $(awk -v n="$ok" -v s="$SECONDS_" 'BEGIN {printf "%.1f", n / s}') req/s"
 if ((errors)); then cat "$S"/c*.err | sed 's/[0-9]\+/N/g' | sort | uniq -c | sort -rn | head -n 5; fi
-cat "$S"/c*.ok 2>/dev/null | sort -n | awk '{a[NR]=$1} END {
-	if (!NR) exit; printf "latency ms: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n",
-	a[int(NR*0.50)+1]/1000, a[int(NR*0.90)+1]/1000, a[int(NR*0.99)+1 > NR ? NR : int(NR*0.99)+1]/1000,
-	a[int(NR*0.999)+1 > NR ? NR : int(NR*0.999)+1]/1000, a[NR]/1000}'
+{ cat "$S"/c*.ok 2>/dev/null || true; } | sort -n | awk '
+	function pct(p,  i) { i = int(NR * p) + 1; if (i > NR) i = NR; return a[i] / 1000 }
+	{a[NR] = $1}
+	END { if (NR) printf "latency ms: p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f\n", pct(0.5), pct(0.9), pct(0.99), pct(0.999), a[NR] / 1000 }'
 echo "AUDIT entries: $(grep -c 'MESSAGE_ID=7e9d793478084f2483be8faa2728887d' "$S/blind-relay.log" || true)"
 ((errors == 0))

@@ -77,6 +77,10 @@ static void test_unix_stale(void **state) {
 	assert_int_equal(socket_listen(&a, 4, &l2), -EADDRINUSE);
 	assert_int_equal(socket_connect_deadline(&a, 1000000, &cfd), 0);
 	close(cfd);
+	/* the listener reports the path it is reachable by */
+	char name[ADDR_STRING_MAX];
+	assert_int_equal(socket_local_address(l1, name, sizeof name), 0);
+	assert_string_equal(name, spec);
 	close(l1); /* leaves the socket file behind: stale */
 	assert_int_equal(socket_listen(&a, 4, &l2), 0);
 	assert_int_equal(socket_connect_deadline(&a, 1000000, &cfd), 0);

@@ -1,6 +1,6 @@
 /* kms-local.h: the pieces of eml-kms-local, a stand-in for AWS KMS on loopback (JSON 1.1 protocol):
- * keystore.c (keys in a directory, ciphertext blobs), policy.c (key policies with recipient-attestation
- * conditions), attestation.c (the Recipient's attestation document), main.c (HTTP, SigV4, operations). */
+ * keystore.c (keys in a directory, ciphertext blobs), attestation.c (the Recipient's attestation document),
+ * main.c (HTTP, SigV4, operations); key policies are lib/kmspolicy. */
 #pragma once
 
 #include <stdbool.h>
@@ -18,7 +18,6 @@
 #define KMS_MAX_CIPHERTEXT 6144      /* AWS's CiphertextBlob limit */
 #define KMS_MAX_CONTEXT_PAIRS 64
 #define KMS_MAX_CONTEXT_BYTES 8192   /* AWS: 8192 characters of encryption context */
-#define KMS_MAX_POLICY 32768         /* AWS: 32 KiB key policies */
 #define KMS_MAX_ATTESTATION_DOC 16384
 #define KMS_PCRS 9                   /* kms:RecipientAttestation:PCR0..PCR8 */
 
@@ -77,20 +76,3 @@ void attestation_config_done(struct attestation_config *c);
 int attestation_verify_recipient(const struct attestation_config *c, const uint8_t *doc, size_t len, time_t now,
 				 struct recipient *ret, const char **ret_reason);
 void recipient_done(struct recipient *r);
-
-/* ---- policy.c ---- */
-struct policy_request {
-	const char *action;            /* "kms:Decrypt" */
-	const char *principal_arn;     /* "arn:aws:iam::111122223333:root" */
-	const char *account;
-	const struct recipient *recipient; /* NULL without a Recipient */
-	json_object *context;          /* encryption context or NULL */
-};
-
-/* Check a policy document's shape; only what we can evaluate is accepted (fail closed). On error *ret_reason
- * names the problem. 0 or -EINVAL. */
-int policy_validate(const char *policy, const char **ret_reason);
-/* 1 allowed, 0 denied (no Allow matched, or a Deny did). A policy that fails validation denies. */
-int policy_evaluate(const char *policy, const struct policy_request *req);
-/* The policy a key gets when CreateKey names none: the account may do everything, as AWS's default. */
-char *policy_default(const char *account);

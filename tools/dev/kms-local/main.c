@@ -27,6 +27,7 @@
 #include "base64.h"
 #include "cms.h"
 #include "kms-local.h"
+#include "kmspolicy.h"
 #include "log.h"
 #include "macro.h"
 #include "sigv4.h"
@@ -220,8 +221,10 @@ static int load_key(struct op *o, const char *key_id, struct kms_key **ret) {
 
 static int authorize(struct op *o, const struct kms_key *k, const char *action, const struct recipient *rec,
 		     json_object *context) {
-	struct policy_request pr = {action, o->principal, o->s->account, rec, context};
-	if (policy_evaluate(k->policy, &pr) == 1) return 0;
+	struct kmspolicy_request pr = {.action = action, .principal_arn = o->principal, .account = o->s->account,
+				       .context = context};
+	for (unsigned i = 0; rec && i < KMSPOLICY_PCRS; i++) pr.pcr[i] = rec->pcr[i];
+	if (kmspolicy_evaluate(k->policy, &pr) == 1) return 0;
 	return fail(o, 400, "AccessDeniedException",
 		    "User: %s is not authorized to perform: %s on resource: %s because no resource-based policy allows "
 		    "the %s action",
@@ -268,9 +271,9 @@ static int op_create_key(struct op *o) {
 		return fail(o, 400, "UnsupportedOperationException", "only SYMMETRIC_DEFAULT keys are supported");
 	_cleanup_free_ char *def = NULL;
 	if (!policy) {
-		if (!(def = policy_default(o->s->account))) return fail(o, 500, "KMSInternalException", "out of memory");
+		if (!(def = kmspolicy_default(o->s->account))) return fail(o, 500, "KMSInternalException", "out of memory");
 		policy = def;
-	} else if (policy_validate(policy, &why) < 0)
+	} else if (kmspolicy_validate(policy, &why) < 0)
 		return fail(o, 400, "MalformedPolicyDocumentException", "The new key policy will not allow you to update "
 			    "the key policy in the future (%s).", why);
 	struct kms_key *k;

@@ -1,4 +1,4 @@
-/* policy.c: the subset of AWS key-policy JSON eml-kms-local understands: Statement (object or list) with Sid,
+/* kmspolicy.c: the subset of AWS key-policy JSON eml-kms-local understands (see kmspolicy.h): Statement (object or list) with Sid,
  * Effect Allow/Deny, Principal ("*" or {"AWS": account id, account root ARN or "*"}), Action (with '*'
  * wildcards), Resource "*", and Condition blocks StringEquals / StringEqualsIgnoreCase on
  * kms:RecipientAttestation:PCR0..PCR8, kms:RecipientAttestation:ImageSha384 and kms:EncryptionContext:KEY.
@@ -6,12 +6,13 @@
  * an explicit Deny wins, otherwise some Allow must match, otherwise denied. */
 #include <errno.h>
 #include <fnmatch.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "kms-local.h"
+#include "kmspolicy.h"
 #include "macro.h"
 
 #define PCR_PREFIX "kms:RecipientAttestation:PCR"
@@ -94,7 +95,7 @@ static int validate_statement(json_object *st, const char **why) {
 static int parse_validate(const char *policy, json_object **ret, const char **why) {
 	const char *dummy;
 	if (!why) why = &dummy;
-	if (!policy || strlen(policy) > KMS_MAX_POLICY) return *why = "policy too large", -EINVAL;
+	if (!policy || strlen(policy) > KMSPOLICY_MAX) return *why = "policy too large", -EINVAL;
 	json_tokener *tok = json_tokener_new_ex(16);
 	if (!tok) return -ENOMEM;
 	json_object *o = json_tokener_parse_ex(tok, policy, (int)strlen(policy));
@@ -142,7 +143,7 @@ fail:
 	return -EINVAL;
 }
 
-int policy_validate(const char *policy, const char **ret_reason) {
+int kmspolicy_validate(const char *policy, const char **ret_reason) {
 	json_object *o;
 	int r = parse_validate(policy, &o, ret_reason);
 	if (r == 0) json_object_put(o);
@@ -164,7 +165,7 @@ int policy_validate(const char *policy, const char **ret_reason) {
 		_m;                                                                                        \
 	})
 
-static bool principal_matches(json_object *p, const struct policy_request *req) {
+static bool principal_matches(json_object *p, const struct kmspolicy_request *req) {
 	if (json_object_is_type(p, json_type_string)) return true; /* "*" (validated) */
 	json_object *aws;
 	if (!json_object_object_get_ex(p, "AWS", &aws)) return false;
@@ -172,19 +173,19 @@ static bool principal_matches(json_object *p, const struct policy_request *req) 
 }
 
 /* The request's value for a condition key, or NULL when the request has none (then the condition fails). */
-static const char *request_value(const char *key, const struct policy_request *req) {
+static const char *request_value(const char *key, const struct kmspolicy_request *req) {
 	int i = pcr_index(key);
-	if (i >= 0) return req->recipient && req->recipient->pcr[i][0] ? req->recipient->pcr[i] : NULL;
+	if (i >= 0) return req->pcr[i] && req->pcr[i][0] ? req->pcr[i] : NULL;
 	if (strcasecmp(key, IMAGE_KEY) == 0)
 		/* For Nitro Enclaves ImageSha384 is the enclave image measurement, PCR0. */
-		return req->recipient && req->recipient->pcr[0][0] ? req->recipient->pcr[0] : NULL;
+		return req->pcr[0] && req->pcr[0][0] ? req->pcr[0] : NULL;
 	json_object *v;
 	if (req->context && json_object_object_get_ex(req->context, key + strlen(EC_PREFIX), &v))
 		return json_object_get_string(v);
 	return NULL;
 }
 
-static bool conditions_hold(json_object *cond, const struct policy_request *req) {
+static bool conditions_hold(json_object *cond, const struct kmspolicy_request *req) {
 	json_object_object_foreach(cond, op, block) {
 		bool icase = strcmp(op, "StringEqualsIgnoreCase") == 0;
 		json_object_object_foreach(block, key, want) {
@@ -196,7 +197,7 @@ static bool conditions_hold(json_object *cond, const struct policy_request *req)
 	return true;
 }
 
-static bool statement_matches(json_object *st, const struct policy_request *req) {
+static bool statement_matches(json_object *st, const struct kmspolicy_request *req) {
 	json_object *p, *a, *c;
 	json_object_object_get_ex(st, "Principal", &p);
 	json_object_object_get_ex(st, "Action", &a);
@@ -206,7 +207,7 @@ static bool statement_matches(json_object *st, const struct policy_request *req)
 	return true;
 }
 
-int policy_evaluate(const char *policy, const struct policy_request *req) {
+int kmspolicy_evaluate(const char *policy, const struct kmspolicy_request *req) {
 	json_object *o, *st;
 	if (parse_validate(policy, &o, NULL) < 0) return 0;
 	json_object_object_get_ex(o, "Statement", &st);
@@ -225,7 +226,7 @@ int policy_evaluate(const char *policy, const struct policy_request *req) {
 	return allowed && !denied;
 }
 
-char *policy_default(const char *account) {
+char *kmspolicy_default(const char *account) {
 	char *p = NULL;
 	if (asprintf(&p,
 		     "{\"Version\":\"2012-10-17\",\"Id\":\"key-default-1\",\"Statement\":[{\"Sid\":\"Enable IAM User "
