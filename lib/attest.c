@@ -5,6 +5,7 @@
 #include "attest.h"
 #include "cbor.h"
 #include "cose.h"
+#include "json-hex.h"
 #include "util.h"
 
 static const char *const error_names[_ATTEST_ERROR_MAX] = {
@@ -28,13 +29,11 @@ const char *attest_error_name(AttestError e) {
 
 _printf_(5, 6) static int reject(AttestError code, AttestError *ret_error, char *reason, size_t size,
 				 const char *fmt, ...) {
+	va_list ap;
 	if (ret_error) *ret_error = code;
-	if (reason && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(reason, size, fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	verrorf(0, reason, size, fmt, ap);
+	va_end(ap);
 	return code == ATTEST_INTERNAL ? -ENOMEM : code == ATTEST_BAD_STRUCTURE || code == ATTEST_BAD_ALG ? -EBADMSG : -EPERM;
 }
 
@@ -244,22 +243,12 @@ int attest_policy_allow(AttestPolicy *p, unsigned index, const uint8_t value[ATT
 	return 0;
 }
 
-_printf_(3, 4) static int policy_fail(char *reason, size_t size, const char *fmt, ...) {
-	if (reason && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(reason, size, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 #define POLICY_MAX_BYTES (1u << 20)
 #define POLICY_MAX_AGE_S (10ull * 365 * 86400)
 
 int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, char *reason, size_t size) {
 	if (!text || !ret) return -EINVAL;
-	if (len > POLICY_MAX_BYTES) return policy_fail(reason, size, "policy larger than %u bytes", POLICY_MAX_BYTES);
+	if (len > POLICY_MAX_BYTES) return errorf(-EINVAL, reason, size, "policy larger than %u bytes", POLICY_MAX_BYTES);
 	json_tokener *tok = json_tokener_new_ex(8);
 	if (!tok) return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
@@ -270,11 +259,11 @@ int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, ch
 	_cleanup_attest_policy_ AttestPolicy *p = NULL;
 	int r;
 	if (!root || !complete) {
-		r = policy_fail(reason, size, "policy is not one valid JSON document");
+		r = errorf(-EINVAL, reason, size, "policy is not one valid JSON document");
 		goto done;
 	}
 	if (!json_object_is_type(root, json_type_object)) {
-		r = policy_fail(reason, size, "policy is not a JSON object");
+		r = errorf(-EINVAL, reason, size, "policy is not a JSON object");
 		goto done;
 	}
 	r = attest_policy_new(&p);
@@ -283,35 +272,33 @@ int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, ch
 		if (strcmp(key, "max_age_s") == 0) {
 			if (!json_object_is_type(val, json_type_int) || json_object_get_int64(val) < 0 ||
 			    (uint64_t)json_object_get_int64(val) > POLICY_MAX_AGE_S) {
-				r = policy_fail(reason, size, "max_age_s is not an integer in 0..%llu", POLICY_MAX_AGE_S);
+				r = errorf(-EINVAL, reason, size, "max_age_s is not an integer in 0..%llu", POLICY_MAX_AGE_S);
 				goto done;
 			}
 			p->max_age_ms = (uint64_t)json_object_get_int64(val) * 1000;
 		} else if (strcmp(key, "pcrs") == 0) {
 			if (!json_object_is_type(val, json_type_object)) {
-				r = policy_fail(reason, size, "pcrs is not an object");
+				r = errorf(-EINVAL, reason, size, "pcrs is not an object");
 				goto done;
 			}
 			json_object_object_foreach(val, idx, list) {
 				uint64_t i;
 				if (parse_u64(idx, ATTEST_PCR_COUNT - 1, &i) < 0 || (idx[0] == '0' && idx[1])) {
-					r = policy_fail(reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
+					r = errorf(-EINVAL, reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
 							ATTEST_PCR_COUNT - 1);
 					goto done;
 				}
 				if (!json_object_is_type(list, json_type_array) || json_object_array_length(list) == 0 ||
 				    json_object_array_length(list) > POLICY_MAX_VALUES) {
-					r = policy_fail(reason, size, "pcrs.%s is not an array of 1..%u values", idx,
+					r = errorf(-EINVAL, reason, size, "pcrs.%s is not an array of 1..%u values", idx,
 							POLICY_MAX_VALUES);
 					goto done;
 				}
 				for (size_t k = 0; k < json_object_array_length(list); k++) {
 					json_object *v = json_object_array_get_idx(list, k);
 					uint8_t value[ATTEST_PCR_LEN];
-					if (!json_object_is_type(v, json_type_string) ||
-					    json_object_get_string_len(v) != 2 * ATTEST_PCR_LEN ||
-					    hex_decode(json_object_get_string(v), value, sizeof value) != ATTEST_PCR_LEN) {
-						r = policy_fail(reason, size, "pcrs.%s[%zu] is not %u bytes of hex", idx, k,
+					if (!json_hex_get(v, value, sizeof value)) {
+						r = errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not %u bytes of hex", idx, k,
 								ATTEST_PCR_LEN);
 						goto done;
 					}
@@ -320,7 +307,7 @@ int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, ch
 				}
 			}
 		} else {
-			r = policy_fail(reason, size, "unknown policy key \"%.32s\"", key);
+			r = errorf(-EINVAL, reason, size, "unknown policy key \"%.32s\"", key);
 			goto done;
 		}
 	}

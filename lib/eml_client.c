@@ -20,24 +20,14 @@ struct EmlClient {
 	SessionClient *session;
 };
 
-_printf_(3, 4) static int fail(char *reason, size_t size, const char *fmt, ...) {
-	if (reason && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(reason, size, fmt, ap);
-		va_end(ap);
-	}
-	return -EPROTO;
-}
-
 static int session_failure(const SessionClient *s, int r, char *reason, size_t size) {
 	const SessionStatus *st = session_client_status(s);
 	if (st->state == SESSION_FAILED) {
-		fail(reason, size, "%s: %s", st->error == SESSION_REMOTE ? st->remote_code : session_error_name(st->error),
+		errorf(-EPROTO, reason, size, "%s: %s", st->error == SESSION_REMOTE ? st->remote_code : session_error_name(st->error),
 		     st->message);
 		return r < 0 ? r : -EPROTO;
 	}
-	fail(reason, size, "CONNECTION: %s", r == -EPIPE ? "the enclave closed the session" : strerror(-r));
+	errorf(-EPROTO, reason, size, "CONNECTION: %s", r == -EPIPE ? "the enclave closed the session" : strerror(-r));
 	return r < 0 ? r : -EPIPE;
 }
 
@@ -64,14 +54,14 @@ int eml_client_connect(const EmlClientOptions *o, EmlClient **ret, char *reason,
 	struct eml_addr a;
 	int r = addr_parse(o->endpoint, &a);
 	if (r < 0)
-		return fail(reason, size, "USAGE: %s is not an address (tcp:HOST:PORT, unix:PATH, vsock:CID:PORT)",
+		return errorf(-EPROTO, reason, size, "USAGE: %s is not an address (tcp:HOST:PORT, unix:PATH, vsock:CID:PORT)",
 			    o->endpoint), -EINVAL;
 	uint64_t timeout = o->timeout_usec ? o->timeout_usec : 10000000;
 	r = socket_connect_deadline(&a, timeout, &c->fd);
 	if (r < 0)
-		return fail(reason, size, "CONNECT: %s: %s", o->endpoint, strerror(-r)), r;
+		return errorf(-EPROTO, reason, size, "CONNECT: %s: %s", o->endpoint, strerror(-r)), r;
 	if ((r = session_verifier_new(o->policy, &c->verifier)) < 0)
-		return fail(reason, size, "INTERNAL: %s", strerror(-r)), r;
+		return errorf(-EPROTO, reason, size, "INTERNAL: %s", strerror(-r)), r;
 	session_verifier_set_time(c->verifier, o->now_ms);
 	SessionClientConfig cc = {
 		.verify_attestation = session_verify_nitro,
@@ -80,7 +70,7 @@ int eml_client_connect(const EmlClientOptions *o, EmlClient **ret, char *reason,
 		.limits.handshake_timeout_usec = timeout,
 	};
 	if ((r = session_client_new(&cc, now_monotonic_usec(), &c->session)) < 0)
-		return fail(reason, size, "INTERNAL: %s", strerror(-r)), r;
+		return errorf(-EPROTO, reason, size, "INTERNAL: %s", strerror(-r)), r;
 	r = session_client_handshake_fd(c->session, c->fd);
 	if (r < 0)
 		return session_failure(c->session, r, reason, size);
@@ -159,14 +149,14 @@ static int parse_response(const uint8_t *p, size_t len, size_t n_expected, EmlEm
 	size_t bl;
 	uint64_t dim;
 	if (ecbor_decode(p, len, &lim, &m) < 0 || !cbor_isa_map(m) || cbor_map_size(m) != 3)
-		return fail(reason, size, "BAD_RESPONSE: not a map of embeddings, dim, receipt");
+		return errorf(-EPROTO, reason, size, "BAD_RESPONSE: not a map of embeddings, dim, receipt");
 	if (ecbor_map_text_uint(m, "dim", &dim) < 0 || dim == 0 || dim > EML_CLIENT_MAX_DIM)
-		return fail(reason, size, "BAD_RESPONSE: dim missing or out of range");
+		return errorf(-EPROTO, reason, size, "BAD_RESPONSE: dim missing or out of range");
 	cbor_item_t *a = ecbor_map_get_text(m, "embeddings");
 	if (!a || !cbor_isa_array(a) || cbor_array_size(a) != n_expected)
-		return fail(reason, size, "BAD_RESPONSE: expected %zu embeddings", n_expected);
+		return errorf(-EPROTO, reason, size, "BAD_RESPONSE: expected %zu embeddings", n_expected);
 	if (ecbor_map_text_bstr(m, "receipt", &b, &bl) < 0 || bl == 0 || bl > AIR_RECEIPT_MAX)
-		return fail(reason, size, "BAD_RESPONSE: receipt missing");
+		return errorf(-EPROTO, reason, size, "BAD_RESPONSE: receipt missing");
 	e->receipt = malloc(bl);
 	e->vectors = malloc(n_expected * (size_t)dim * sizeof(float));
 	if (!e->receipt || !e->vectors)
@@ -177,7 +167,7 @@ static int parse_response(const uint8_t *p, size_t len, size_t n_expected, EmlEm
 	for (size_t i = 0; i < n_expected; i++) {
 		const uint8_t *v;
 		if (ecbor_get_bstr_len(cbor_array_handle(a)[i], (size_t)dim * 4, &v) < 0)
-			return fail(reason, size, "BAD_RESPONSE: embedding %zu is not %llu floats", i,
+			return errorf(-EPROTO, reason, size, "BAD_RESPONSE: embedding %zu is not %llu floats", i,
 				    (unsigned long long)dim);
 		for (size_t k = 0; k < dim; k++) {
 			uint32_t u = (uint32_t)v[4 * k] | (uint32_t)v[4 * k + 1] << 8 | (uint32_t)v[4 * k + 2] << 16 |
@@ -197,13 +187,13 @@ static int check_receipt(EmlClient *c, EmlEmbedding *e, char *reason, size_t siz
 	struct air_result res;
 	int r = air_verify(e->receipt, e->receipt_len, u->receipt_key, &pol, &e->claims, &res);
 	if (r < 0)
-		return fail(reason, size, "RECEIPT: %s: %s", res.full, res.reason);
+		return errorf(-EPROTO, reason, size, "RECEIPT: %s: %s", res.full, res.reason);
 	for (size_t i = 0; i < AIR_PCR_SLOTS; i++) {
 		unsigned idx = air_pcr_index[i];
 		if (!e->claims.has_pcr[i])
 			continue;
 		if (!d || !(d->pcr_mask & (1u << idx)) || memcmp(d->pcrs[idx], e->claims.pcr[i], ATTEST_PCR_LEN) != 0)
-			return fail(reason, size, "RECEIPT: PCR%u of the receipt is not the attested one", idx);
+			return errorf(-EPROTO, reason, size, "RECEIPT: PCR%u of the receipt is not the attested one", idx);
 	}
 	e->receipt_bound = memcmp(e->claims.attestation_doc_hash, session_client_doc_sha256(c->session), 32) == 0;
 	return 0;
@@ -215,7 +205,7 @@ int eml_client_embed(EmlClient *c, const char *const *texts, size_t n, EmlEmbedd
 	size_t req_len;
 	int r = eml_embed_request_encode(texts, n, &req, &req_len);
 	if (r < 0)
-		return fail(reason, size, "USAGE: 1..%d texts", EML_CLIENT_MAX_INPUTS), r;
+		return errorf(-EPROTO, reason, size, "USAGE: 1..%d texts", EML_CLIENT_MAX_INPUTS), r;
 	uint8_t *resp = NULL;
 	size_t resp_len = 0;
 	r = session_client_call_fd(c->session, c->fd, req, req_len, &resp, &resp_len);

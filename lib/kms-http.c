@@ -150,6 +150,34 @@ static void parse_error_body(struct kms_response *ret) {
 	json_object_put(j);
 }
 
+static int append_header(struct curl_slist **l, char *line, size_t size, const char *name, const char *value) {
+	if ((size_t)snprintf(line, size, "%s: %s", name, value) >= size) return -E2BIG;
+	struct curl_slist *t = curl_slist_append(*l, line);
+	if (!t) return -ENOMEM;
+	*l = t;
+	return 0;
+}
+
+int kms_http_signed_headers(const struct sigv4_header *h, size_t n, const struct sigv4_result *res,
+			    const char *session_token, struct curl_slist **ret) {
+	struct curl_slist *l = NULL;
+	char line[8192];
+	int r = 0;
+	if ((!h && n) || !res || !ret) return -EINVAL;
+	for (size_t i = 0; i < n && r == 0; i++) r = append_header(&l, line, sizeof line, h[i].name, h[i].value);
+	if (r == 0) r = append_header(&l, line, sizeof line, "X-Amz-Date", res->amz_date);
+	if (r == 0 && session_token) r = append_header(&l, line, sizeof line, "X-Amz-Security-Token", session_token);
+	if (r == 0) r = append_header(&l, line, sizeof line, "Authorization", res->authorization);
+	if (r == 0 && !(l = curl_slist_append(l, "Expect:"))) r = -ENOMEM;
+	wipe(line, sizeof line); /* held the session token */
+	if (r < 0) {
+		curl_slist_free_all(l);
+		return r;
+	}
+	*ret = l;
+	return 0;
+}
+
 int kms_http_call(struct kms_http *k, const struct sigv4_credentials *creds, const char *target, const char *body,
 		  size_t body_len, struct kms_response *ret, char *err, size_t errsz) {
 	if (!k || !creds || !target || !body || !ret) return -EINVAL;
@@ -168,27 +196,12 @@ int kms_http_call(struct kms_http *k, const struct sigv4_credentials *creds, con
 	if (r < 0) return r;
 
 	struct curl_slist *hl = NULL;
-	char line[4096];
-	bool ok = true;
-#define ADD(...)                                                                                  \
-	do {                                                                                      \
-		snprintf(line, sizeof line, __VA_ARGS__);                                         \
-		struct curl_slist *t_ = curl_slist_append(hl, line);                              \
-		if (!t_) ok = false;                                                              \
-		else hl = t_;                                                                     \
-	} while (0)
-	for (size_t i = 1; i < ARRAY_SIZE(h); i++) ADD("%s: %s", h[i].name, h[i].value);
-	ADD("X-Amz-Date: %s", res.amz_date);
-	if (creds->session_token) ADD("X-Amz-Security-Token: %s", creds->session_token);
-	ADD("Authorization: %s", res.authorization);
-	ADD("Expect:"); /* no 100-continue round trip */
-#undef ADD
+	r = kms_http_signed_headers(h + 1, ARRAY_SIZE(h) - 1, &res, creds->session_token, &hl); /* curl sends Host */
 	sigv4_result_done(&res);
-	wipe(line, sizeof line);
+	if (r < 0) return r;
 	struct sink s = {.buf = malloc(KMS_HTTP_MAX_RESPONSE + 1)};
-	if (!ok || !s.buf) {
+	if (!s.buf) {
 		curl_slist_free_all(hl);
-		free(s.buf);
 		return -ENOMEM;
 	}
 	CURL *e = k->curl;

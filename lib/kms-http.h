@@ -15,6 +15,7 @@
 #define KMS_HTTP_MAX_BODY (64u * 1024)
 
 struct kms_http;
+struct curl_slist;
 
 struct kms_response {
 	long status;            /* HTTP status; 200 on success */
@@ -40,6 +41,13 @@ const char *kms_http_endpoint(const struct kms_http *k);
 int kms_http_call(struct kms_http *k, const struct sigv4_credentials *creds, const char *target, const char *body,
 		  size_t body_len, struct kms_response *ret, char *err, size_t errsz);
 void kms_response_done(struct kms_response *r);
+
+/* The HTTP headers of a SigV4-signed request as a curl list: each of the n signed headers h (pass h + 1 to leave
+ * Host to curl), X-Amz-Date, X-Amz-Security-Token when session_token is set, Authorization, and an empty Expect
+ * (no 100-continue round trip). 0, -E2BIG (a header longer than 8 KiB) or -ENOMEM; nothing is returned on
+ * failure. Free with curl_slist_free_all. */
+int kms_http_signed_headers(const struct sigv4_header *h, size_t n, const struct sigv4_result *res,
+			    const char *session_token, struct curl_slist **ret);
 
 /* AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN (optional). Pointers into the environment.
  * -ENOKEY when the first two are not both set. */

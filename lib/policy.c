@@ -15,6 +15,7 @@
 #include "cose.h"
 #include "keyfile.h"
 #include "nitro-root.h"
+#include "json-hex.h"
 #include "util.h"
 
 #define DEFAULT_MAX_AGE_S 300
@@ -34,16 +35,6 @@ static const char *const error_names[_POLICY_ERROR_MAX] = {
 
 const char *policy_error_name(PolicyError e) {
 	return (unsigned)e < _POLICY_ERROR_MAX ? error_names[e] : "INTERNAL";
-}
-
-_printf_(3, 4) static int fail(char *reason, size_t size, const char *fmt, ...) {
-	if (reason && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(reason, size, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
 }
 
 Policy *policy_free(Policy *p) {
@@ -144,7 +135,7 @@ static int pem_to_der(const char *pem, size_t len, uint8_t **ret, size_t *ret_le
 
 static int json_root(Policy *p, const char *s, const char *base_dir, char *reason, size_t size) {
 	if (strcmp(s, POLICY_ROOT_AWS) == 0)
-		return add_root_aws(p) < 0 ? fail(reason, size, "roots: the AWS root is listed twice") : 0;
+		return add_root_aws(p) < 0 ? errorf(-EINVAL, reason, size, "roots: the AWS root is listed twice") : 0;
 	_cleanup_free_ uint8_t *file = NULL, *der = NULL;
 	size_t len, der_len;
 	const char *pem = s;
@@ -158,16 +149,16 @@ static int json_root(Policy *p, const char *s, const char *base_dir, char *reaso
 		if (!path)
 			return -ENOMEM;
 		if (read_file(path, 64 * 1024, &file, &len) < 0)
-			return fail(reason, size, "roots: cannot read %.200s", path);
+			return errorf(-EINVAL, reason, size, "roots: cannot read %.200s", path);
 		pem = (const char *)file, pem_len = len;
 	}
 	if (pem_to_der(pem, pem_len, &der, &der_len) < 0)
-		return fail(reason, size, "roots: \"%.40s\" is not aws-nitro-g1, a PEM certificate or @file", s);
+		return errorf(-EINVAL, reason, size, "roots: \"%.40s\" is not aws-nitro-g1, a PEM certificate or @file", s);
 	int r = add_root_der(p, der, der_len);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
-		return fail(reason, size, "roots: \"%.40s\" is %s", s,
+		return errorf(-EINVAL, reason, size, "roots: \"%.40s\" is %s", s,
 			    r == -ENOTUNIQ ? "listed twice" : r == -E2BIG ? "one root too many" : "not a usable root");
 	return 0;
 }
@@ -182,17 +173,12 @@ static bool json_uint(json_object *v, uint64_t max, uint64_t *ret) {
 	return true;
 }
 
-static bool json_hex(json_object *v, uint8_t *out, size_t len) {
-	return json_object_is_type(v, json_type_string) && (size_t)json_object_get_string_len(v) == 2 * len &&
-	       hex_decode(json_object_get_string(v), out, len) == (int)len;
-}
-
 int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_t now, Policy **ret, char *reason,
 		     size_t size) {
 	if (!text || !ret)
 		return -EINVAL;
 	if (len > POLICY_BUNDLE_MAX)
-		return fail(reason, size, "policy larger than %u bytes", POLICY_BUNDLE_MAX);
+		return errorf(-EINVAL, reason, size, "policy larger than %u bytes", POLICY_BUNDLE_MAX);
 	json_tokener *tok = json_tokener_new_ex(8);
 	if (!tok)
 		return -ENOMEM;
@@ -208,53 +194,53 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 		goto done;
 	}
 	if (!root || !complete || !json_object_is_type(root, json_type_object)) {
-		r = fail(reason, size, "policy is not one JSON object");
+		r = errorf(-EINVAL, reason, size, "policy is not one JSON object");
 		goto done;
 	}
 	json_object_object_foreach(root, key, val) {
 		if (strcmp(key, "name") == 0) {
 			if (!json_object_is_type(val, json_type_string) ||
 			    !name_ok(json_object_get_string(val), (size_t)json_object_get_string_len(val))) {
-				r = fail(reason, size, "name is not 1..%d printable ASCII characters", POLICY_NAME_MAX);
+				r = errorf(-EINVAL, reason, size, "name is not 1..%d printable ASCII characters", POLICY_NAME_MAX);
 				goto done;
 			}
 			memcpy(p->name, json_object_get_string(val), (size_t)json_object_get_string_len(val));
 		} else if (strcmp(key, "max_age_s") == 0) {
 			if (!json_uint(val, POLICY_MAX_AGE_LIMIT_S, &p->max_age_s) || p->max_age_s == 0) {
-				r = fail(reason, size, "max_age_s is not an integer in 1..%u", POLICY_MAX_AGE_LIMIT_S);
+				r = errorf(-EINVAL, reason, size, "max_age_s is not an integer in 1..%u", POLICY_MAX_AGE_LIMIT_S);
 				goto done;
 			}
 			have_age = true;
 		} else if (strcmp(key, "issued") == 0 || strcmp(key, "expires") == 0) {
 			uint64_t *t = key[0] == 'i' ? &p->issued : &p->expires;
 			if (!json_uint(val, UINT32_MAX * 4ull, t) || *t == 0) {
-				r = fail(reason, size, "%s is not unix seconds", key);
+				r = errorf(-EINVAL, reason, size, "%s is not unix seconds", key);
 				goto done;
 			}
 			if (key[0] == 'i')
 				have_issued = true;
 		} else if (strcmp(key, "pcrs") == 0) {
 			if (!json_object_is_type(val, json_type_object)) {
-				r = fail(reason, size, "pcrs is not an object");
+				r = errorf(-EINVAL, reason, size, "pcrs is not an object");
 				goto done;
 			}
 			json_object_object_foreach(val, idx, list) {
 				uint64_t i;
 				if (parse_u64(idx, ATTEST_PCR_COUNT - 1, &i) < 0 || (idx[0] == '0' && idx[1])) {
-					r = fail(reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
+					r = errorf(-EINVAL, reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
 						 ATTEST_PCR_COUNT - 1);
 					goto done;
 				}
 				size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
 				if (n == 0 || n > POLICY_MAX_PCR_VALUES) {
-					r = fail(reason, size, "pcrs.%s is not an array of 1..%d values", idx,
+					r = errorf(-EINVAL, reason, size, "pcrs.%s is not an array of 1..%d values", idx,
 						 POLICY_MAX_PCR_VALUES);
 					goto done;
 				}
 				for (size_t k = 0; k < n; k++) {
 					uint8_t v[ATTEST_PCR_LEN];
-					if (!json_hex(json_object_array_get_idx(list, k), v, sizeof v)) {
-						r = fail(reason, size, "pcrs.%s[%zu] is not 48 bytes of hex", idx, k);
+					if (!json_hex_get(json_object_array_get_idx(list, k), v, sizeof v)) {
+						r = errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not 48 bytes of hex", idx, k);
 						goto done;
 					}
 					if ((r = add_pcr(p, (unsigned)i, v)) < 0)
@@ -264,13 +250,13 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 		} else if (strcmp(key, "roots") == 0) {
 			size_t n = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
 			if (n == 0 || n > POLICY_MAX_ROOTS) {
-				r = fail(reason, size, "roots is not an array of 1..%d entries", POLICY_MAX_ROOTS);
+				r = errorf(-EINVAL, reason, size, "roots is not an array of 1..%d entries", POLICY_MAX_ROOTS);
 				goto done;
 			}
 			for (size_t k = 0; k < n; k++) {
 				json_object *v = json_object_array_get_idx(val, k);
 				if (!json_object_is_type(v, json_type_string)) {
-					r = fail(reason, size, "roots[%zu] is not a string", k);
+					r = errorf(-EINVAL, reason, size, "roots[%zu] is not a string", k);
 					goto done;
 				}
 				if ((r = json_root(p, json_object_get_string(v), base_dir, reason, size)) < 0)
@@ -280,30 +266,30 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 		} else if (strcmp(key, "models") == 0) {
 			size_t n = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
 			if (n == 0 || n > POLICY_MAX_MODELS) {
-				r = fail(reason, size, "models is not an array of 1..%d hashes (leave it out to allow any)",
+				r = errorf(-EINVAL, reason, size, "models is not an array of 1..%d hashes (leave it out to allow any)",
 					 POLICY_MAX_MODELS);
 				goto done;
 			}
 			for (size_t k = 0; k < n; k++) {
 				uint8_t h[32];
-				if (!json_hex(json_object_array_get_idx(val, k), h, sizeof h)) {
-					r = fail(reason, size, "models[%zu] is not 32 bytes of hex (SHA-256)", k);
+				if (!json_hex_get(json_object_array_get_idx(val, k), h, sizeof h)) {
+					r = errorf(-EINVAL, reason, size, "models[%zu] is not 32 bytes of hex (SHA-256)", k);
 					goto done;
 				}
 				if ((r = add_model(p, h)) < 0)
 					goto done;
 			}
 		} else {
-			r = fail(reason, size, "unknown policy key \"%.32s\"", key);
+			r = errorf(-EINVAL, reason, size, "unknown policy key \"%.32s\"", key);
 			goto done;
 		}
 	}
 	if (!p->name[0]) {
-		r = fail(reason, size, "name is missing");
+		r = errorf(-EINVAL, reason, size, "name is missing");
 		goto done;
 	}
 	if (!p->pcr_mask) {
-		r = fail(reason, size, "pcrs is missing: a policy must pin at least one PCR");
+		r = errorf(-EINVAL, reason, size, "pcrs is missing: a policy must pin at least one PCR");
 		goto done;
 	}
 	if (!have_roots && (r = add_root_aws(p)) < 0)
@@ -313,32 +299,22 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 	if (!have_issued)
 		p->issued = now ? now : now_realtime_usec() / 1000000;
 	if (p->expires && p->expires <= p->issued) {
-		r = fail(reason, size, "expires is not after issued");
+		r = errorf(-EINVAL, reason, size, "expires is not after issued");
 		goto done;
 	}
 	*ret = TAKE_PTR(p);
 done:
 	if (r == -E2BIG)
-		r = fail(reason, size, "too many values");
+		r = errorf(-EINVAL, reason, size, "too many values");
 	json_object_put(root);
 	return r;
-}
-
-static json_object *hex_json(const uint8_t *p, size_t n) {
-	char *h = malloc(2 * n + 1);
-	if (!h)
-		return NULL;
-	hex_encode(p, n, h);
-	json_object *o = json_object_new_string(h);
-	free(h);
-	return o;
 }
 
 json_object *policy_to_json(const Policy *p) {
 	json_object *o = json_object_new_object(), *pcrs = json_object_new_object(), *roots = json_object_new_array();
 	json_object_object_add(o, "name", json_object_new_string(p->name));
 	json_object_object_add(o, "signed", json_object_new_boolean(p->is_signed));
-	json_object_object_add(o, "key_id", p->is_signed ? hex_json(p->key_id, sizeof p->key_id) : NULL);
+	json_object_object_add(o, "key_id", p->is_signed ? json_hex_new(p->key_id, sizeof p->key_id) : NULL);
 	json_object_object_add(o, "issued", json_object_new_uint64(p->issued));
 	json_object_object_add(o, "expires", p->expires ? json_object_new_uint64(p->expires) : NULL);
 	json_object_object_add(o, "max_age_s", json_object_new_uint64(p->max_age_s));
@@ -347,7 +323,7 @@ json_object *policy_to_json(const Policy *p) {
 			continue;
 		json_object *a = json_object_new_array();
 		for (size_t k = 0; k < p->n_pcr_values[i]; k++)
-			json_object_array_add(a, hex_json(p->pcr_values[i][k], ATTEST_PCR_LEN));
+			json_object_array_add(a, json_hex_new(p->pcr_values[i][k], ATTEST_PCR_LEN));
 		char key[4];
 		snprintf(key, sizeof key, "%u", i);
 		json_object_object_add(pcrs, key, a);
@@ -357,7 +333,7 @@ json_object *policy_to_json(const Policy *p) {
 		json_object *ro = json_object_new_object();
 		uint8_t fp[32];
 		SHA256(p->roots[i].der, p->roots[i].len, fp);
-		json_object_object_add(ro, "sha256", hex_json(fp, 32));
+		json_object_object_add(ro, "sha256", json_hex_new(fp, 32));
 		X509Root *aws = NULL;
 		bool is_aws = nitro_root_g1(&aws) == 0 && mem_equal_ct(x509_root_fingerprint(aws), fp, 32);
 		x509_root_free(aws);
@@ -368,7 +344,7 @@ json_object *policy_to_json(const Policy *p) {
 	if (p->models) {
 		json_object *m = json_object_new_array();
 		for (size_t i = 0; i < p->n_models; i++)
-			json_object_array_add(m, hex_json(p->models[i], 32));
+			json_object_array_add(m, json_hex_new(p->models[i], 32));
 		json_object_object_add(o, "models", m);
 	} else
 		json_object_object_add(o, "models", NULL);
@@ -430,44 +406,44 @@ int policy_decode(const uint8_t *buf, size_t len, Policy **ret, char *reason, si
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
-		return fail(reason, size, "payload is not deterministic CBOR (%s)", ecbor_strerror(r)), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "payload is not deterministic CBOR (%s)", ecbor_strerror(r)), -EBADMSG;
 	if (!cbor_isa_map(m))
-		return fail(reason, size, "payload is not a map"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "payload is not a map"), -EBADMSG;
 	size_t expect = 7; /* v, name, key_id, issued, max_age_s, pcrs, roots */
 	if (ecbor_map_text_uint(m, "v", &v) < 0 || v != 1)
-		return fail(reason, size, "v is not 1"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "v is not 1"), -EBADMSG;
 	if (ecbor_map_text_tstr(m, "name", &s, &n) < 0 || !name_ok(s, n))
-		return fail(reason, size, "name missing or not printable ASCII"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "name missing or not printable ASCII"), -EBADMSG;
 	memcpy(p->name, s, n);
 	if (ecbor_get_bstr_len(ecbor_map_get_text(m, "key_id"), POLICY_KEY_ID_LEN, &b) < 0)
-		return fail(reason, size, "key_id missing or not 8 bytes"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "key_id missing or not 8 bytes"), -EBADMSG;
 	memcpy(p->key_id, b, POLICY_KEY_ID_LEN);
 	if (ecbor_map_text_uint(m, "issued", &p->issued) < 0 || p->issued == 0)
-		return fail(reason, size, "issued missing"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "issued missing"), -EBADMSG;
 	if (ecbor_map_get_text(m, "expires")) {
 		if (ecbor_map_text_uint(m, "expires", &p->expires) < 0 || p->expires <= p->issued)
-			return fail(reason, size, "expires is not a time after issued"), -EBADMSG;
+			return errorf(-EINVAL, reason, size, "expires is not a time after issued"), -EBADMSG;
 		expect++;
 	}
 	if (ecbor_map_text_uint(m, "max_age_s", &p->max_age_s) < 0 || p->max_age_s == 0 ||
 	    p->max_age_s > POLICY_MAX_AGE_LIMIT_S)
-		return fail(reason, size, "max_age_s missing or out of range"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "max_age_s missing or out of range"), -EBADMSG;
 
 	cbor_item_t *pcrs = ecbor_map_get_text(m, "pcrs");
 	if (!pcrs || !cbor_isa_map(pcrs) || cbor_map_size(pcrs) == 0)
-		return fail(reason, size, "pcrs missing or empty"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "pcrs missing or empty"), -EBADMSG;
 	struct cbor_pair *pairs = cbor_map_handle(pcrs);
 	for (size_t i = 0; i < cbor_map_size(pcrs); i++) {
 		uint64_t idx;
 		if (ecbor_get_uint(pairs[i].key, &idx) < 0 || idx >= ATTEST_PCR_COUNT)
-			return fail(reason, size, "pcrs key is not an index 0..31"), -EBADMSG;
+			return errorf(-EINVAL, reason, size, "pcrs key is not an index 0..31"), -EBADMSG;
 		cbor_item_t *a = pairs[i].value;
 		if (!cbor_isa_array(a) || cbor_array_size(a) == 0 || cbor_array_size(a) > POLICY_MAX_PCR_VALUES)
-			return fail(reason, size, "pcrs[%llu] is not 1..%d values", (unsigned long long)idx,
+			return errorf(-EINVAL, reason, size, "pcrs[%llu] is not 1..%d values", (unsigned long long)idx,
 				    POLICY_MAX_PCR_VALUES), -EBADMSG;
 		for (size_t k = 0; k < cbor_array_size(a); k++) {
 			if (ecbor_get_bstr_len(cbor_array_handle(a)[k], ATTEST_PCR_LEN, &b) < 0)
-				return fail(reason, size, "pcrs[%llu] holds a value that is not 48 bytes",
+				return errorf(-EINVAL, reason, size, "pcrs[%llu] holds a value that is not 48 bytes",
 					    (unsigned long long)idx), -EBADMSG;
 			if ((r = add_pcr(p, (unsigned)idx, b)) < 0)
 				return r;
@@ -476,30 +452,30 @@ int policy_decode(const uint8_t *buf, size_t len, Policy **ret, char *reason, si
 	cbor_item_t *roots = ecbor_map_get_text(m, "roots");
 	if (!roots || !cbor_isa_array(roots) || cbor_array_size(roots) == 0 ||
 	    cbor_array_size(roots) > POLICY_MAX_ROOTS)
-		return fail(reason, size, "roots is not 1..%d certificates", POLICY_MAX_ROOTS), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "roots is not 1..%d certificates", POLICY_MAX_ROOTS), -EBADMSG;
 	for (size_t k = 0; k < cbor_array_size(roots); k++) {
 		if (ecbor_get_bstr(cbor_array_handle(roots)[k], &b, &n) < 0)
-			return fail(reason, size, "roots[%zu] is not a bstr", k), -EBADMSG;
+			return errorf(-EINVAL, reason, size, "roots[%zu] is not a bstr", k), -EBADMSG;
 		r = add_root_der(p, b, n);
 		if (r == -ENOMEM)
 			return r;
 		if (r < 0)
-			return fail(reason, size, "roots[%zu] is not a usable certificate", k), -EBADMSG;
+			return errorf(-EINVAL, reason, size, "roots[%zu] is not a usable certificate", k), -EBADMSG;
 	}
 	cbor_item_t *models = ecbor_map_get_text(m, "models");
 	if (models) {
 		if (!cbor_isa_array(models) || cbor_array_size(models) == 0 || cbor_array_size(models) > POLICY_MAX_MODELS)
-			return fail(reason, size, "models is not 1..%d hashes", POLICY_MAX_MODELS), -EBADMSG;
+			return errorf(-EINVAL, reason, size, "models is not 1..%d hashes", POLICY_MAX_MODELS), -EBADMSG;
 		for (size_t k = 0; k < cbor_array_size(models); k++) {
 			if (ecbor_get_bstr_len(cbor_array_handle(models)[k], 32, &b) < 0)
-				return fail(reason, size, "models[%zu] is not 32 bytes", k), -EBADMSG;
+				return errorf(-EINVAL, reason, size, "models[%zu] is not 32 bytes", k), -EBADMSG;
 			if ((r = add_model(p, b)) < 0)
 				return r;
 		}
 		expect++;
 	}
 	if (cbor_map_size(m) != expect)
-		return fail(reason, size, "payload has keys this version does not know"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "payload has keys this version does not know"), -EBADMSG;
 	*ret = TAKE_PTR(p);
 	return 0;
 }
@@ -528,14 +504,14 @@ static int open_bundle(const uint8_t *bundle, size_t len, CoseSign1 **ret_msg, P
 		       size_t size) {
 	_cleanup_cose_sign1_ CoseSign1 *m = NULL;
 	if (len > POLICY_BUNDLE_MAX)
-		return fail(reason, size, "bundle larger than %u bytes", POLICY_BUNDLE_MAX), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "bundle larger than %u bytes", POLICY_BUNDLE_MAX), -EBADMSG;
 	int r = cose_sign1_decode(bundle, len, &m);
 	if (r == -ENOMEM)
 		return r;
 	if (r < 0)
-		return fail(reason, size, "not a COSE_Sign1 message"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "not a COSE_Sign1 message"), -EBADMSG;
 	if (!m->tagged || m->alg != COSE_ALG_EDDSA || !m->payload)
-		return fail(reason, size, "not a tagged EdDSA COSE_Sign1 with a payload"), -EBADMSG;
+		return errorf(-EINVAL, reason, size, "not a tagged EdDSA COSE_Sign1 with a payload"), -EBADMSG;
 	r = policy_decode(m->payload, m->payload_len, ret, reason, size);
 	if (r < 0)
 		return r;
@@ -565,7 +541,7 @@ int policy_verify(const uint8_t *bundle, size_t len, const uint8_t (*keys)[32], 
 	}
 	if (n_keys == 0) {
 		*ret_error = POLICY_UNTRUSTED;
-		fail(reason, size, "no trusted policy key to check the bundle against");
+		errorf(-EINVAL, reason, size, "no trusted policy key to check the bundle against");
 		return -EPERM;
 	}
 	const uint8_t *key = NULL;
@@ -579,25 +555,25 @@ int policy_verify(const uint8_t *bundle, size_t len, const uint8_t (*keys)[32], 
 		char hex[2 * POLICY_KEY_ID_LEN + 1];
 		hex_encode(p->key_id, POLICY_KEY_ID_LEN, hex);
 		*ret_error = POLICY_UNKNOWN_KEY;
-		fail(reason, size, "signed by key %s, which is not trusted", hex);
+		errorf(-EINVAL, reason, size, "signed by key %s, which is not trusted", hex);
 		return -EPERM;
 	}
 	CoseKey ck;
 	if (cose_key_ed25519(key, &ck) < 0 || cose_sign1_verify(m, &ck, NULL, 0, NULL, 0) < 0) {
 		*ret_error = POLICY_BAD_SIGNATURE;
-		fail(reason, size, "the signature does not verify");
+		errorf(-EINVAL, reason, size, "the signature does not verify");
 		return -EPERM;
 	}
 	if (!now)
 		now = now_realtime_usec() / 1000000;
 	if (p->issued > now + ISSUED_SKEW_S) {
 		*ret_error = POLICY_NOT_YET_VALID;
-		fail(reason, size, "issued %llu, in the future", (unsigned long long)p->issued);
+		errorf(-EINVAL, reason, size, "issued %llu, in the future", (unsigned long long)p->issued);
 		return -EPERM;
 	}
 	if (p->expires && now >= p->expires) {
 		*ret_error = POLICY_EXPIRED;
-		fail(reason, size, "expired at %llu", (unsigned long long)p->expires);
+		errorf(-EINVAL, reason, size, "expired at %llu", (unsigned long long)p->expires);
 		return -EPERM;
 	}
 	p->is_signed = true;
@@ -645,7 +621,7 @@ int policy_load(const char *path, const uint8_t (*keys)[32], size_t n_keys, uint
 	*ret_error = POLICY_INTERNAL;
 	int r = read_file(path, POLICY_BUNDLE_MAX, &data, &len);
 	if (r < 0) {
-		fail(reason, size, "cannot read %.200s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
+		errorf(-EINVAL, reason, size, "cannot read %.200s: %s", path, r == -EFBIG ? "too large" : strerror(-r));
 		return r;
 	}
 	size_t i = 0;
@@ -661,7 +637,7 @@ int policy_load(const char *path, const uint8_t (*keys)[32], size_t n_keys, uint
 		return negerrno();
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		*ret_error = POLICY_UNTRUSTED;
-		fail(reason, size, "unsigned policy %.200s is writable by group or others", path);
+		errorf(-EINVAL, reason, size, "unsigned policy %.200s is writable by group or others", path);
 		return -EPERM;
 	}
 	_cleanup_free_ char *dir = strdup(path);

@@ -171,3 +171,17 @@ int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
 	*ret = v;
 	return 0;
 }
+
+int verrorf(int r, char *buf, size_t size, const char *fmt, va_list ap) {
+	if (buf && size)
+		vsnprintf(buf, size, fmt, ap);
+	return r;
+}
+
+int errorf(int r, char *buf, size_t size, const char *fmt, ...) {
+	va_list ap;
+	va_start(ap, fmt);
+	verrorf(r, buf, size, fmt, ap);
+	va_end(ap);
+	return r;
+}

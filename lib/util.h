@@ -1,6 +1,7 @@
 /* util.h: small helpers with no better home: hex, bounded file I/O, clocks, wiping secrets. */
 #pragma once
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,6 +33,11 @@ void free_secret(void *p, size_t len);
 
 /* Constant-time comparison. */
 bool mem_equal_ct(const void *a, const void *b, size_t len);
+
+/* Format a reason into buf (size bytes; nothing written when buf is NULL or size 0) and return r, so that
+ * a failing check is one line: return errorf(-EINVAL, reason, size, "bad %s", what). */
+__attribute__((format(printf, 4, 5))) int errorf(int r, char *buf, size_t size, const char *fmt, ...);
+__attribute__((format(printf, 4, 0))) int verrorf(int r, char *buf, size_t size, const char *fmt, va_list ap);
 
 /* Parse an unsigned decimal integer fully ("12" yes, "12x", "", "-1" no) bounded by max. */
 int parse_u64(const char *s, uint64_t max, uint64_t *ret);

@@ -16,6 +16,7 @@
 #include <stdbool.h>
 
 #include "x509-chain.h"
+#include "util.h"
 
 /* RFC 5280 section 4.1, the parts we read. */
 typedef struct {
@@ -103,16 +104,6 @@ struct X509PathCache {
 	uint64_t hits;
 };
 
-_printf_(4, 5) static int fail(int err, char *reason, size_t size, const char *fmt, ...) {
-	if (reason && size) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(reason, size, fmt, ap);
-		va_end(ap);
-	}
-	return err;
-}
-
 static void cert_unref(struct cert *c) {
 	if (!c || atomic_fetch_sub(&c->refs, 1) != 1) return;
 	ASN1_item_free((ASN1_VALUE *)c->c, ASN1_ITEM_rptr(EML_CERT));
@@ -179,17 +170,17 @@ static int cert_extensions(struct cert *c, size_t idx, char *reason, size_t size
 		int nid = OBJ_obj2nid(X509_EXTENSION_get_object(e));
 		for (int j = 0; j < i; j++)
 			if (OBJ_cmp(X509_EXTENSION_get_object(sk_X509_EXTENSION_value(exts, j)), X509_EXTENSION_get_object(e)) == 0)
-				return fail(-EKEYREJECTED, reason, size, "certificate %zu repeats an extension", idx);
+				return errorf(-EKEYREJECTED, reason, size, "certificate %zu repeats an extension", idx);
 		switch (nid) {
 		case NID_basic_constraints: {
 			BASIC_CONSTRAINTS *bc = X509V3_EXT_d2i(e);
-			if (!bc) return fail(-EKEYREJECTED, reason, size, "certificate %zu: bad basicConstraints", idx);
+			if (!bc) return errorf(-EKEYREJECTED, reason, size, "certificate %zu: bad basicConstraints", idx);
 			c->ca = bc->ca != 0;
 			if (bc->pathlen) {
 				long pl = ASN1_INTEGER_get(bc->pathlen);
 				if (pl < 0 || !c->ca) {
 					BASIC_CONSTRAINTS_free(bc);
-					return fail(-EKEYREJECTED, reason, size, "certificate %zu: bad pathLenConstraint", idx);
+					return errorf(-EKEYREJECTED, reason, size, "certificate %zu: bad pathLenConstraint", idx);
 				}
 				c->pathlen = pl;
 			}
@@ -199,7 +190,7 @@ static int cert_extensions(struct cert *c, size_t idx, char *reason, size_t size
 		}
 		case NID_key_usage: {
 			ASN1_BIT_STRING *ku = X509V3_EXT_d2i(e);
-			if (!ku) return fail(-EKEYREJECTED, reason, size, "certificate %zu: bad keyUsage", idx);
+			if (!ku) return errorf(-EKEYREJECTED, reason, size, "certificate %zu: bad keyUsage", idx);
 			c->has_ku = true;
 			c->ku = 0;
 			for (int b = 0; b < 9; b++)
@@ -209,16 +200,16 @@ static int cert_extensions(struct cert *c, size_t idx, char *reason, size_t size
 		}
 		case NID_subject_key_identifier:
 			c->skid = X509V3_EXT_d2i(e);
-			if (!c->skid) return fail(-EKEYREJECTED, reason, size, "certificate %zu: bad subjectKeyIdentifier", idx);
+			if (!c->skid) return errorf(-EKEYREJECTED, reason, size, "certificate %zu: bad subjectKeyIdentifier", idx);
 			break;
 		case NID_authority_key_identifier:
 			c->akid = X509V3_EXT_d2i(e);
-			if (!c->akid) return fail(-EKEYREJECTED, reason, size, "certificate %zu: bad authorityKeyIdentifier", idx);
+			if (!c->akid) return errorf(-EKEYREJECTED, reason, size, "certificate %zu: bad authorityKeyIdentifier", idx);
 			break;
 		default:
 			/* name and policy constraints, extended key usage ... would change the verdict: fail closed */
 			if (X509_EXTENSION_get_critical(e))
-				return fail(-EKEYREJECTED, reason, size, "certificate %zu has an unsupported critical extension", idx);
+				return errorf(-EKEYREJECTED, reason, size, "certificate %zu has an unsupported critical extension", idx);
 		}
 	}
 	(void)seen_bc;
@@ -228,38 +219,38 @@ static int cert_extensions(struct cert *c, size_t idx, char *reason, size_t size
 /* Decode and check everything about one certificate that does not involve its issuer. */
 static int cert_parse(const struct x509_der *der, size_t idx, struct cert **ret, char *reason, size_t size) {
 	if (!der->data || der->len == 0 || der->len > X509_CHAIN_MAX_CERT)
-		return fail(-EBADMSG, reason, size, "certificate %zu has a bad size", idx);
+		return errorf(-EBADMSG, reason, size, "certificate %zu has a bad size", idx);
 	struct cert *c = calloc(1, sizeof *c);
 	if (!c) return -ENOMEM;
 	atomic_init(&c->refs, 1);
 	int r;
 	if (der_tbs_span(der->data, der->len, &c->tbs, &c->tbs_len) < 0) {
-		r = fail(-EBADMSG, reason, size, "certificate %zu is not DER", idx);
+		r = errorf(-EBADMSG, reason, size, "certificate %zu is not DER", idx);
 		goto fail;
 	}
 	const uint8_t *p = der->data;
 	c->c = (EML_CERT *)ASN1_item_d2i(NULL, &p, (long)der->len, ASN1_ITEM_rptr(EML_CERT));
 	if (!c->c || p != der->data + der->len) {
-		r = fail(-EBADMSG, reason, size, "certificate %zu does not parse", idx);
+		r = errorf(-EBADMSG, reason, size, "certificate %zu does not parse", idx);
 		goto fail;
 	}
 	EML_TBS *t = c->c->tbs;
 	r = -EKEYREJECTED;
 	if (!t->version || ASN1_INTEGER_get(t->version) != 2) {
-		fail(r, reason, size, "certificate %zu is not X.509 v3", idx);
+		errorf(r, reason, size, "certificate %zu is not X.509 v3", idx);
 		goto fail;
 	}
 	if (!is_ecdsa_sha384(c->c->sig_alg) || X509_ALGOR_cmp(c->c->sig_alg, t->signature) != 0) {
-		fail(r, reason, size, "certificate %zu is not signed with ecdsa-with-SHA384", idx);
+		errorf(r, reason, size, "certificate %zu is not signed with ecdsa-with-SHA384", idx);
 		goto fail;
 	}
 	if (c->c->signature->flags & 0x07) {
-		fail(r, reason, size, "certificate %zu: malformed signature", idx);
+		errorf(r, reason, size, "certificate %zu: malformed signature", idx);
 		goto fail;
 	}
 	if (asn1_to_time(t->validity->notBefore, &c->not_before) < 0 ||
 	    asn1_to_time(t->validity->notAfter, &c->not_after) < 0) {
-		r = fail(-EBADMSG, reason, size, "certificate %zu has a malformed validity", idx);
+		r = errorf(-EBADMSG, reason, size, "certificate %zu has a malformed validity", idx);
 		goto fail;
 	}
 	const ASN1_OBJECT *kalg;
@@ -269,7 +260,7 @@ static int cert_parse(const struct x509_der *der, size_t idx, struct cert **ret,
 	const ASN1_BIT_STRING *pk = t->spki->public_key;
 	if (OBJ_obj2nid(kalg) != NID_X9_62_id_ecPublicKey || ptype != V_ASN1_OBJECT || OBJ_obj2nid(pval) != NID_secp384r1 ||
 	    pk->length != P384_POINT_LEN || pk->data[0] != 0x04 || (pk->flags & 0x07)) {
-		fail(r, reason, size, "certificate %zu key is not an uncompressed P-384 point", idx);
+		errorf(r, reason, size, "certificate %zu key is not an uncompressed P-384 point", idx);
 		goto fail;
 	}
 	memcpy(c->point, pk->data, P384_POINT_LEN);
@@ -285,25 +276,25 @@ fail:
 static int check_times(time_t nb, time_t na, time_t t_doc, time_t t_verify, const char *what, char *reason,
 		       size_t size) {
 	if (t_doc < nb || t_doc > na)
-		return fail(-EKEYEXPIRED, reason, size, "%s is not valid at the document's time", what);
+		return errorf(-EKEYEXPIRED, reason, size, "%s is not valid at the document's time", what);
 	if (t_verify < nb || t_verify > na)
-		return fail(-EKEYEXPIRED, reason, size, "%s is not valid at the verification time", what);
+		return errorf(-EKEYEXPIRED, reason, size, "%s is not valid at the verification time", what);
 	return 0;
 }
 
 /* issuer -> subject: names and key identifiers, issuer is a CA allowed to sign certificates, signature. */
 static int check_link(const struct cert *issuer, const struct cert *subject, size_t idx, char *reason, size_t size) {
 	if (X509_NAME_cmp(subject->c->tbs->issuer, issuer->c->tbs->subject) != 0)
-		return fail(-EKEYREJECTED, reason, size, "certificate %zu: issuer name mismatch", idx);
+		return errorf(-EKEYREJECTED, reason, size, "certificate %zu: issuer name mismatch", idx);
 	if (subject->akid && subject->akid->keyid && issuer->skid &&
 	    ASN1_OCTET_STRING_cmp(subject->akid->keyid, issuer->skid) != 0)
-		return fail(-EKEYREJECTED, reason, size, "certificate %zu: authority key identifier mismatch", idx);
-	if (!issuer->ca) return fail(-EKEYREJECTED, reason, size, "issuer of certificate %zu is not a CA", idx);
+		return errorf(-EKEYREJECTED, reason, size, "certificate %zu: authority key identifier mismatch", idx);
+	if (!issuer->ca) return errorf(-EKEYREJECTED, reason, size, "issuer of certificate %zu is not a CA", idx);
 	if (issuer->has_ku && !(issuer->ku & KU_KEY_CERT_SIGN))
-		return fail(-EKEYREJECTED, reason, size, "issuer of certificate %zu may not sign certificates", idx);
+		return errorf(-EKEYREJECTED, reason, size, "issuer of certificate %zu may not sign certificates", idx);
 	const ASN1_BIT_STRING *sig = subject->c->signature;
 	if (p384_verify_der(issuer->point, subject->tbs, subject->tbs_len, sig->data, (size_t)sig->length) < 0)
-		return fail(-EKEYREJECTED, reason, size, "certificate %zu: bad signature", idx);
+		return errorf(-EKEYREJECTED, reason, size, "certificate %zu: bad signature", idx);
 	return 0;
 }
 
@@ -311,11 +302,11 @@ static int check_leaf(const struct cert *issuer, const struct x509_der *leaf, si
 		      time_t t_verify, uint8_t ret_point[P384_POINT_LEN], char *reason, size_t size) {
 	struct cert *c = NULL;
 	int r = cert_parse(leaf, idx, &c, reason, size);
-	if (r < 0) return r == -EBADMSG ? fail(r, reason, size, "leaf certificate does not parse") : r;
+	if (r < 0) return r == -EBADMSG ? errorf(r, reason, size, "leaf certificate does not parse") : r;
 	if (c->ca)
-		r = fail(-EKEYREJECTED, reason, size, "leaf certificate is a CA");
+		r = errorf(-EKEYREJECTED, reason, size, "leaf certificate is a CA");
 	else if (c->has_ku && !(c->ku & KU_DIGITAL_SIGNATURE))
-		r = fail(-EKEYREJECTED, reason, size, "leaf certificate may not sign");
+		r = errorf(-EKEYREJECTED, reason, size, "leaf certificate may not sign");
 	else
 		r = check_times(c->not_before, c->not_after, t_doc, t_verify, "leaf certificate", reason, size);
 	if (r == 0) r = check_link(issuer, c, idx, reason, size);
@@ -481,9 +472,9 @@ int x509_chain_verify(const X509Root *root, const struct x509_der *bundle, size_
 		      char *reason, size_t size) {
 	if (!root || !leaf || (n && !bundle)) return -EINVAL;
 	if (n == 0 || n > X509_CHAIN_MAX_BUNDLE)
-		return fail(-EBADMSG, reason, size, "CA bundle has %zu certificates", n);
+		return errorf(-EBADMSG, reason, size, "CA bundle has %zu certificates", n);
 	if (bundle[0].len != root->der_len || memcmp(bundle[0].data, root->der, root->der_len) != 0)
-		return fail(-ENOKEY, reason, size, "CA bundle does not start with the pinned root");
+		return errorf(-ENOKEY, reason, size, "CA bundle does not start with the pinned root");
 
 	uint8_t key[32];
 	if (cache) {
@@ -513,7 +504,7 @@ int x509_chain_verify(const X509Root *root, const struct x509_der *bundle, size_
 		win_nb = MAX(win_nb, certs[i]->not_before);
 		win_na = MIN(win_na, certs[i]->not_after);
 		if (!certs[i]->ca) {
-			r = fail(-EKEYREJECTED, reason, size, "certificate %zu is not a CA", i);
+			r = errorf(-EKEYREJECTED, reason, size, "certificate %zu is not a CA", i);
 			goto done;
 		}
 		r = check_link(certs[i - 1], certs[i], i, reason, size);
@@ -522,7 +513,7 @@ int x509_chain_verify(const X509Root *root, const struct x509_der *bundle, size_
 	/* path lengths: CA certificates below each one, the leaf not counted (RFC 5280 section 4.2.1.9) */
 	for (size_t i = 0; i < n; i++)
 		if (certs[i]->pathlen >= 0 && (long)(n - 1 - i) > certs[i]->pathlen) {
-			r = fail(-EKEYREJECTED, reason, size, "certificate %zu path length exceeded", i);
+			r = errorf(-EKEYREJECTED, reason, size, "certificate %zu path length exceeded", i);
 			goto done;
 		}
 	r = check_leaf(certs[n - 1], leaf, n, t_doc, t_verify, ret_leaf_point, reason, size);

@@ -14,6 +14,7 @@
 
 #include <systemd/sd-event.h>
 
+#include "acceptor.h"
 #include "addr.h"
 #include "audit.h"
 #include "frame.h"
@@ -53,14 +54,10 @@ struct conn;
 
 struct server {
 	sd_event *event;
-	sd_event_source *listeners[MAX_LISTEN * 4];
-	size_t n_listeners;
+	Acceptor *acceptor;
 	struct enclave enclaves[MAX_ENCLAVES];
 	size_t n_enclaves, rr;
 	struct conn *conns;
-	uint64_t n_conns;
-	bool paused, stopping;
-	sd_event_source *resume_timer, *shutdown_timer;
 };
 
 enum conn_state { CONN_CONNECTING, CONN_RELAYING, CONN_LINGER };
@@ -101,15 +98,7 @@ static void conn_free(struct conn *c) {
 	if (c->next)
 		c->next->prev = c->prev;
 	free(c);
-	s->n_conns--;
-	if (s->stopping) {
-		if (s->n_conns == 0)
-			sd_event_exit(s->event, 0);
-	} else if (s->paused && s->n_conns < arg_max_connections) {
-		for (size_t i = 0; i < s->n_listeners; i++)
-			sd_event_source_set_enabled(s->listeners[i], SD_EVENT_ON);
-		s->paused = false;
-	}
+	acceptor_conn_closed(s->acceptor);
 }
 
 /* The relay must not add Nagle delays of its own: headers and payloads may leave in separate writes. */
@@ -459,98 +448,44 @@ static int on_conn_timer(sd_event_source *src, uint64_t usec, void *userdata) {
 	return 0;
 }
 
-static void pause_accepting(struct server *s, const char *why, bool retry) {
-	for (size_t i = 0; i < s->n_listeners; i++)
-		sd_event_source_set_enabled(s->listeners[i], SD_EVENT_OFF);
-	if (!s->paused)
-		log_struct(LOG_WARNING, EML_MSG_ACCEPT_PAUSED, "MESSAGE=accepting paused: %s", why, "EML_REASON=%s", why,
-			   "EML_CONNECTIONS=%" PRIu64, s->n_conns, NULL);
-	s->paused = true;
-	if (retry)
-		sd_event_source_set_enabled(s->resume_timer, SD_EVENT_ONESHOT);
-}
-
-static int on_resume(sd_event_source *src, uint64_t usec, void *userdata) {
+static void on_accept(Acceptor *a, int cfd, void *userdata) {
 	struct server *s = userdata;
-	if (s->stopping || s->n_conns >= arg_max_connections)
-		return 0; /* conn_free resumes */
-	for (size_t i = 0; i < s->n_listeners; i++)
-		sd_event_source_set_enabled(s->listeners[i], SD_EVENT_ON);
-	s->paused = false;
-	return 0;
-}
-
-static int on_accept(sd_event_source *src, int fd, uint32_t revents, void *userdata) {
-	struct server *s = userdata;
-	for (int i = 0; i < 64; i++) {
-		if (s->n_conns >= arg_max_connections) {
-			pause_accepting(s, "connection cap reached", false);
-			return 0;
-		}
-		int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (cfd < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* Never spin on a full fd table: stop listening for a moment. */
-				sd_event_source_set_time(s->resume_timer, now_monotonic_usec() + ACCEPT_RETRY_USEC);
-				pause_accepting(s, strerror(errno), true);
-				return 0;
-			}
-			continue; /* ECONNABORTED and friends concern that one peer */
-		}
-		struct conn *c = calloc(1, sizeof(*c));
-		if (!c) {
-			close(cfd);
-			continue;
-		}
-		c->s = s;
-		c->cfd = cfd;
-		c->efd = -1;
-		c->start = now_monotonic_usec();
-		c->connect_deadline = c->start + arg_connect_timeout_usec;
-		if (socket_peer_address(cfd, c->peer, sizeof(c->peer)) < 0)
-			snprintf(c->peer, sizeof(c->peer), "unknown");
-		c->next = s->conns;
-		if (s->conns)
-			s->conns->prev = c;
-		s->conns = c;
-		s->n_conns++;
-		if (sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, c->connect_deadline, 0, on_conn_timer, c) < 0) {
-			conn_free(c);
-			continue;
-		}
-		sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
-		c->state = CONN_CONNECTING;
-		conn_try_connect(c);
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(cfd);
+		return;
 	}
-	return 0;
-}
-
-static int on_shutdown_timeout(sd_event_source *src, uint64_t usec, void *userdata) {
-	struct server *s = userdata;
-	log_struct(LOG_NOTICE, EML_MSG_STOPPING, "MESSAGE=shutdown deadline reached, closing %" PRIu64 " session(s)",
-		   s->n_conns, "EML_CONNECTIONS=%" PRIu64, s->n_conns, NULL);
-	sd_event_exit(s->event, 0);
-	return 0;
+	c->s = s;
+	c->cfd = cfd;
+	c->efd = -1;
+	c->start = now_monotonic_usec();
+	c->connect_deadline = c->start + arg_connect_timeout_usec;
+	if (socket_peer_address(cfd, c->peer, sizeof(c->peer)) < 0)
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+	c->next = s->conns;
+	if (s->conns)
+		s->conns->prev = c;
+	s->conns = c;
+	acceptor_conn_opened(a);
+	if (sd_event_add_time(s->event, &c->timer, CLOCK_MONOTONIC, c->connect_deadline, 0, on_conn_timer, c) < 0) {
+		conn_free(c);
+		return;
+	}
+	sd_event_source_set_enabled(c->timer, SD_EVENT_ONESHOT);
+	c->state = CONN_CONNECTING;
+	conn_try_connect(c);
 }
 
 static int on_signal(sd_event_source *src, const struct signalfd_siginfo *si, void *userdata) {
 	struct server *s = userdata;
-	if (s->stopping)
+	uint64_t n = acceptor_connections(s->acceptor);
+	if (acceptor_stopping(s->acceptor))
 		return 0;
-	s->stopping = true;
 	notify_stopping();
 	log_struct(LOG_NOTICE, EML_MSG_STOPPING, "MESSAGE=stopping on %s, %" PRIu64 " session(s) open",
-		   strsignal((int)si->ssi_signo), s->n_conns, "EML_CONNECTIONS=%" PRIu64, s->n_conns, NULL);
-	notify_status("Stopping, %" PRIu64 " session(s) open", s->n_conns);
-	for (size_t i = 0; i < s->n_listeners; i++)
-		s->listeners[i] = sd_event_source_disable_unref(s->listeners[i]);
-	s->n_listeners = 0;
-	if (s->n_conns == 0)
-		return sd_event_exit(s->event, 0);
-	return sd_event_add_time_relative(s->event, &s->shutdown_timer, CLOCK_MONOTONIC, arg_shutdown_timeout_usec, 0,
-					  on_shutdown_timeout, s);
+		   strsignal((int)si->ssi_signo), n, "EML_CONNECTIONS=%" PRIu64, n, NULL);
+	notify_status("Stopping, %" PRIu64 " session(s) open", n);
+	return acceptor_stop(s->acceptor, arg_shutdown_timeout_usec);
 }
 
 static void help(void) {
@@ -688,7 +623,7 @@ int main(int argc, char **argv) {
 			   NULL);
 		return 1;
 	}
-	if (n_fds > ARRAY_SIZE(s.listeners))
+	if (n_fds > MAX_LISTEN * 4)
 		fatal("too many listening sockets (%zu)", n_fds);
 
 	sigset_t mask;
@@ -700,17 +635,14 @@ int main(int argc, char **argv) {
 	r = sd_event_default(&s.event);
 	if (r < 0)
 		fatal("sd_event: %s", strerror(-r));
-	for (size_t i = 0; i < n_fds; i++) {
-		r = sd_event_add_io(s.event, &s.listeners[s.n_listeners++], fds[i], EPOLLIN, on_accept, &s);
-		if (r < 0)
-			fatal("sd_event_add_io: %s", strerror(-r));
-		sd_event_source_set_io_fd_own(s.listeners[i], 1);
-	}
+	AcceptorConfig ac = {.max_connections = arg_max_connections, .retry_usec = ACCEPT_RETRY_USEC,
+			     .noun = "session(s)", .on_accept = on_accept, .userdata = &s};
+	r = acceptor_new(s.event, fds, n_fds, &ac, &s.acceptor);
+	if (r < 0)
+		fatal("listeners: %s", strerror(-r));
 	if (sd_event_add_signal(s.event, NULL, SIGTERM, on_signal, &s) < 0 ||
-	    sd_event_add_signal(s.event, NULL, SIGINT, on_signal, &s) < 0 ||
-	    sd_event_add_time(s.event, &s.resume_timer, CLOCK_MONOTONIC, 0, 0, on_resume, &s) < 0)
+	    sd_event_add_signal(s.event, NULL, SIGINT, on_signal, &s) < 0)
 		fatal("sd_event: cannot add sources");
-	sd_event_source_set_enabled(s.resume_timer, SD_EVENT_OFF);
 	r = notify_watchdog_attach(s.event);
 	if (r < 0)
 		fatal("watchdog: %s", strerror(-r));
@@ -726,10 +658,7 @@ int main(int argc, char **argv) {
 
 	while (s.conns)
 		conn_free(s.conns);
-	for (size_t i = 0; i < s.n_listeners; i++)
-		sd_event_source_disable_unref(s.listeners[i]);
-	sd_event_source_disable_unref(s.resume_timer);
-	sd_event_source_disable_unref(s.shutdown_timer);
+	s.acceptor = acceptor_free(s.acceptor);
 	sd_event_unref(s.event);
 	log_struct(LOG_INFO, EML_MSG_STOPPING, "MESSAGE=stopped", NULL);
 	return r < 0 ? 1 : 0;

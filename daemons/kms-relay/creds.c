@@ -9,6 +9,7 @@
 #include <curl/curl.h>
 #include <json-c/json.h>
 
+#include "curl-body.h"
 #include "log.h"
 #include "macro.h"
 #include "relay.h"
@@ -59,28 +60,10 @@ static int read_cred_file(const char *dir, const char *name, bool optional, char
 	return 0;
 }
 
-struct grow {
-	char *p;
-	size_t len;
-};
-
-static size_t on_data(char *data, size_t size, size_t n, void *ud) {
-	struct grow *g = ud;
-	size_t add = size * n;
-	if (g->len + add > IMDS_MAX) return 0;
-	char *p = realloc(g->p, g->len + add + 1);
-	if (!p) return 0;
-	memcpy(p + g->len, data, add);
-	g->p = p;
-	g->len += add;
-	g->p[g->len] = 0;
-	return add;
-}
-
 /* One IMDS request. token NULL: the PUT that obtains a session token. */
 static int imds_call(const char *base, const char *path, const char *token, char **ret) {
 	char url[1024], hdr[1200];
-	struct grow g = {};
+	struct curl_body g = {.max = IMDS_MAX};
 	long status = 0;
 	snprintf(url, sizeof url, "%s%s", base, path);
 	CURL *e = curl_easy_init();
@@ -95,7 +78,7 @@ static int imds_call(const char *base, const char *path, const char *token, char
 	}
 	curl_easy_setopt(e, CURLOPT_URL, url);
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_data);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_body_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, &g);
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, IMDS_TIMEOUT_MS);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
@@ -105,7 +88,7 @@ static int imds_call(const char *base, const char *path, const char *token, char
 	curl_easy_cleanup(e);
 	curl_slist_free_all(h);
 	if (cc != CURLE_OK || status != 200 || !g.p) {
-		free(g.p);
+		curl_body_done(&g);
 		return cc == CURLE_OK ? -ENOENT : -EHOSTUNREACH;
 	}
 	*ret = g.p;

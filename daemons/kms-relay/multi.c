@@ -12,6 +12,8 @@
 #include <curl/curl.h>
 #include <openssl/rand.h>
 
+#include "curl-body.h"
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "macro.h"
 #include "relay.h"
@@ -38,9 +40,7 @@ struct xfer {
 	struct job *job;
 	CURL *e;
 	struct curl_slist *headers;
-	char *out;
-	size_t out_len;
-	bool overflow;
+	struct curl_body out;
 	uint64_t deadline;
 	sd_event_source *retry;
 	struct xfer *prev, *next;
@@ -52,22 +52,6 @@ static void xfer_unlink(struct xfer *x) {
 	else
 		x->mu->xfers = x->next;
 	if (x->next) x->next->prev = x->prev;
-}
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud) {
-	struct xfer *x = ud;
-	size_t add = size * n;
-	if (x->out_len + add > KMSPROTO_MAX_RESPONSE - 64) {
-		x->overflow = true;
-		return 0;
-	}
-	char *p = realloc(x->out, x->out_len + add + 1);
-	if (!p) return 0;
-	memcpy(p + x->out_len, data, add);
-	x->out = p;
-	x->out_len += add;
-	x->out[x->out_len] = 0;
-	return add;
 }
 
 static bool retryable(int status, const char *body) {
@@ -92,7 +76,7 @@ static void finish(struct xfer *x) {
 	mu->in_flight--;
 	xfer_unlink(x);
 	struct job *j = x->job;
-	free(x->out);
+	curl_body_done(&x->out);
 	free(x);
 	mu->done(j, mu->ud);
 }
@@ -112,9 +96,7 @@ static int start_attempt(struct xfer *x) {
 	struct job *j = x->job;
 	struct creds c = {};
 	j->attempts++;
-	free(x->out);
-	x->out = NULL;
-	x->out_len = 0;
+	curl_body_done(&x->out);
 	if (cred_provider_get(mu->cfg.creds, &c) < 0) {
 		j->error = "Internal";
 		snprintf(j->message, sizeof j->message, "the host has no usable credentials");
@@ -136,23 +118,14 @@ static int start_attempt(struct xfer *x) {
 	}
 	curl_slist_free_all(x->headers);
 	x->headers = NULL;
-	char line[8192];
-	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		x->headers = curl_slist_append(x->headers, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	x->headers = curl_slist_append(x->headers, line);
-	if (c.session_token) {
-		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", c.session_token);
-		x->headers = curl_slist_append(x->headers, line);
-	}
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	x->headers = curl_slist_append(x->headers, line);
-	x->headers = curl_slist_append(x->headers, "Expect:");
-	wipe(line, sizeof line);
+	r = kms_http_signed_headers(h, ARRAY_SIZE(h), &res, c.session_token, &x->headers);
 	sigv4_result_done(&res);
 	creds_done(&c);
+	if (r < 0) {
+		j->error = "Internal";
+		snprintf(j->message, sizeof j->message, "cannot build the request headers");
+		return r;
+	}
 
 	if (!x->e) {
 		x->e = mu->n_spare ? mu->spare[--mu->n_spare] : curl_easy_init();
@@ -171,8 +144,8 @@ static int start_attempt(struct xfer *x) {
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->headers);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, x);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_body_write);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, &x->out);
 	curl_easy_setopt(e, CURLOPT_PRIVATE, x);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -195,10 +168,10 @@ static void transfer_done(struct xfer *x, CURLcode cc) {
 	long status = 0;
 	curl_easy_getinfo(x->e, CURLINFO_RESPONSE_CODE, &status);
 	bool last = j->attempts > mu->cfg.retries;
-	if (cc == CURLE_OK && (!retryable((int)status, x->out) || last)) {
+	if (cc == CURLE_OK && (!retryable((int)status, x->out.p) || last)) {
 		j->status = (int)status;
-		j->resp = TAKE_PTR(x->out);
-		j->resp_len = x->out_len;
+		j->resp = TAKE_PTR(x->out.p);
+		j->resp_len = x->out.len;
 		finish(x);
 		return;
 	}
@@ -211,7 +184,7 @@ static void transfer_done(struct xfer *x, CURLcode cc) {
 	if (cc != CURLE_OK && last) {
 		j->error = "Unavailable";
 		snprintf(j->message, sizeof j->message, "KMS unreachable: %s",
-			 x->overflow ? "answer too large" : curl_easy_strerror(cc));
+			 x->out.overflow ? "answer too large" : curl_easy_strerror(cc));
 		finish(x);
 		return;
 	}
@@ -324,7 +297,7 @@ int multi_submit(struct multi *mu, struct job *j) {
 	struct xfer *x = calloc(1, sizeof *x);
 	if (!x) return -ENOMEM;
 	*x = (struct xfer){.mu = mu, .job = j, .deadline = j->start_usec + mu->cfg.total_timeout_ms * 1000,
-			   .next = mu->xfers};
+			   .out.max = KMSPROTO_MAX_RESPONSE - 64, .next = mu->xfers};
 	if (mu->xfers) mu->xfers->prev = x;
 	mu->xfers = x;
 	mu->in_flight++;
@@ -347,7 +320,7 @@ void multi_stop(struct multi *mu) {
 		curl_slist_free_all(x->headers);
 		sd_event_source_disable_unref(x->retry);
 		job_free(x->job);
-		free(x->out);
+		curl_body_done(&x->out);
 		free(x);
 	}
 	curl_multi_cleanup(mu->m);

@@ -14,6 +14,8 @@
 #include <json-c/json.h>
 #include <openssl/rand.h>
 
+#include "curl-body.h"
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "macro.h"
 #include "relay.h"
@@ -26,28 +28,6 @@ void job_free(struct job *j) {
 	free(j->key_id);
 	free(j->resp);
 	free(j);
-}
-
-struct grow {
-	char *p;
-	size_t len;
-	bool overflow;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud) {
-	struct grow *g = ud;
-	size_t add = size * n;
-	if (g->len + add > KMSPROTO_MAX_RESPONSE - 64) {
-		g->overflow = true;
-		return 0;
-	}
-	char *p = realloc(g->p, g->len + add + 1);
-	if (!p) return 0;
-	memcpy(p + g->len, data, add);
-	g->p = p;
-	g->len += add;
-	g->p[g->len] = 0;
-	return add;
 }
 
 /* Is this answer worth another try? 5xx, and AWS's throttling and internal errors. */
@@ -65,7 +45,7 @@ static void sleep_ms(uint64_t ms) {
 
 /* One signed POST. Returns 0 with *status and the body, or a CURLcode mapped to a relay error. */
 static CURLcode post_once(struct upstream *u, CURL *e, struct job *j, uint64_t deadline_usec, long *status,
-			  struct grow *out) {
+			  struct curl_body *out) {
 	struct creds c = {};
 	if (cred_provider_get(u->cfg.creds, &c) < 0) return CURLE_LOGIN_DENIED;
 	struct sigv4_header h[] = {{"Host", u->host_header},
@@ -81,23 +61,10 @@ static CURLcode post_once(struct upstream *u, CURL *e, struct job *j, uint64_t d
 		return CURLE_LOGIN_DENIED;
 	}
 	struct curl_slist *hl = NULL;
-	char line[8192];
-	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	hl = curl_slist_append(hl, line);
-	if (c.session_token) {
-		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", c.session_token);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	hl = curl_slist_append(hl, line);
-	hl = curl_slist_append(hl, "Expect:");
-	wipe(line, sizeof line);
+	r = kms_http_signed_headers(h, ARRAY_SIZE(h), &res, c.session_token, &hl);
 	sigv4_result_done(&res);
 	creds_done(&c);
+	if (r < 0) return CURLE_OUT_OF_MEMORY;
 
 	uint64_t now = now_monotonic_usec();
 	long left_ms = deadline_usec > now ? (long)((deadline_usec - now) / 1000) : 1;
@@ -106,7 +73,7 @@ static CURLcode post_once(struct upstream *u, CURL *e, struct job *j, uint64_t d
 	curl_easy_setopt(e, CURLOPT_POSTFIELDS, j->body);
 	curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)strlen(j->body));
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_body_write);
 	curl_easy_setopt(e, CURLOPT_WRITEDATA, out);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)MIN((uint64_t)left_ms, u->cfg.connect_timeout_ms));
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, left_ms);
@@ -120,7 +87,7 @@ static CURLcode post_once(struct upstream *u, CURL *e, struct job *j, uint64_t d
 static void run_job(struct upstream *u, CURL *e, struct job *j) {
 	uint64_t deadline = j->start_usec + u->cfg.total_timeout_ms * 1000;
 	for (unsigned attempt = 0;; attempt++) {
-		struct grow out = {};
+		struct curl_body out = {.max = KMSPROTO_MAX_RESPONSE - 64};
 		long status = 0;
 		j->attempts = attempt + 1;
 		CURLcode cc = post_once(u, e, j, deadline, &status, &out);
@@ -132,9 +99,9 @@ static void run_job(struct upstream *u, CURL *e, struct job *j) {
 				j->resp_len = out.len;
 				return;
 			}
-			free(out.p);
+			curl_body_done(&out);
 		} else {
-			free(out.p);
+			curl_body_done(&out);
 			if (cc == CURLE_OPERATION_TIMEDOUT) {
 				j->error = "Timeout";
 				snprintf(j->message, sizeof j->message, "KMS did not answer within %" PRIu64 " ms",

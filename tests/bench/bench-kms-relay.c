@@ -23,6 +23,7 @@
 #include "addr.h"
 #include "base64.h"
 #include "frame.h"
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "macro.h"
 #include "sigv4.h"
@@ -89,17 +90,9 @@ static long direct(CURL *e, const char *target, const char *body, char **ret_bod
 	struct sigv4_result res;
 	if (sigv4_sign(&req, &c, &p, &res) < 0) return -1;
 	struct curl_slist *hl = NULL;
-	char line[4096];
-	for (int i = 0; i < 3; i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	hl = curl_slist_append(hl, line);
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	hl = curl_slist_append(hl, line);
-	hl = curl_slist_append(hl, "Expect:");
+	int r = kms_http_signed_headers(h, 3, &res, NULL, &hl);
 	sigv4_result_done(&res);
+	if (r < 0) return -1;
 	struct grow g = {};
 	long status = 0;
 	curl_easy_setopt(e, CURLOPT_URL, endpoint);

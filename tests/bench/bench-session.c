@@ -13,26 +13,7 @@
 #include "session.h"
 #include "util.h"
 
-static int make(void *u, const uint8_t *nonce, size_t nonce_len, const uint8_t *pk, size_t pk_len, const uint8_t *ud,
-		size_t ud_len, uint8_t **ret, size_t *ret_len) {
-	uint8_t *d = malloc(64 + ud_len);
-	if (!d) return -ENOMEM;
-	memcpy(d, pk, 32);
-	memcpy(d + 32, nonce, 32);
-	memcpy(d + 64, ud, ud_len);
-	*ret = d, *ret_len = 64 + ud_len;
-	return 0;
-}
-
-static int verify(void *u, const uint8_t *doc, size_t len, const uint8_t *nonce, size_t nonce_len,
-		  SessionAttested *ret) {
-	if (len < 64 || len - 64 > sizeof ret->user_data || memcmp(doc + 32, nonce, 32) != 0) return -EPERM;
-	memcpy(ret->public_key, doc, 32);
-	ret->public_key_len = 32;
-	memcpy(ret->user_data, doc + 64, len - 64);
-	ret->user_data_len = len - 64;
-	return 0;
-}
+#include "../common/session-stub.h"
 
 static void die(const char *what) {
 	fprintf(stderr, "bench-session: %s failed\n", what);
@@ -90,9 +71,9 @@ static void report(const char *what, double *v, double *cpu, int n, const char *
 }
 
 int main(void) {
-	scfg = (SessionServerConfig){.make_attestation = make};
+	scfg = (SessionServerConfig){.make_attestation = stub_make_attestation};
 	memset(scfg.user_data.receipt_key, 7, 32);
-	ccfg = (SessionClientConfig){.verify_attestation = verify};
+	ccfg = (SessionClientConfig){.verify_attestation = stub_verify_attestation};
 	enum { ROUNDS = 9 };
 	double v[ROUNDS], cpu[ROUNDS];
 

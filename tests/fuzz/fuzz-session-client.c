@@ -15,49 +15,15 @@
 #include "session.h"
 #include "util.h"
 
+#include "../common/frame-check.h"
+#include "../common/session-stub.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int make(void *u, const uint8_t *nonce, size_t nonce_len, const uint8_t *pk, size_t pk_len, const uint8_t *ud,
-		size_t ud_len, uint8_t **ret, size_t *ret_len) {
-	uint8_t *d = malloc(64 + ud_len);
-	if (!d) return -ENOMEM;
-	memcpy(d, pk, 32);
-	memcpy(d + 32, nonce, 32);
-	memcpy(d + 64, ud, ud_len);
-	*ret = d, *ret_len = 64 + ud_len;
-	return 0;
-}
-
-static int verify(void *u, const uint8_t *doc, size_t len, const uint8_t *nonce, size_t nonce_len,
-		  SessionAttested *ret) {
-	if (len < 64 || len - 64 > sizeof ret->user_data || memcmp(doc + 32, nonce, 32) != 0) return -EPERM;
-	memcpy(ret->public_key, doc, 32);
-	ret->public_key_len = 32;
-	memcpy(ret->user_data, doc + 64, len - 64);
-	ret->user_data_len = len - 64;
-	return 0;
-}
 
 static void check_output(SessionClient *c) {
 	size_t n;
 	const uint8_t *p = session_client_pending_output(c, &n);
-	struct frame_decoder d;
-	frame_decoder_init(&d, 0);
-	size_t off = 0;
-	while (off < n) {
-		size_t used;
-		int r = frame_decoder_feed(&d, p + off, n - off, &used);
-		if (r < 0) abort();
-		off += used;
-		if (r == 1) {
-			struct frame_header h;
-			uint8_t *pl;
-			if (frame_decoder_take(&d, &h, &pl) < 0) abort();
-			free(pl);
-		}
-	}
-	if (frame_decoder_finish(&d) != 0) abort();
-	frame_decoder_free(&d);
+	abort_unless_whole_frames(p, n);
 	session_client_output_advance(c, n);
 }
 
@@ -73,7 +39,7 @@ static void drain(SessionClient *c, uint32_t sent) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	if (size < 2) return 0;
-	SessionClientConfig cc = {.verify_attestation = verify, .limits.max_response = 4096, .limits.max_pending = 8};
+	SessionClientConfig cc = {.verify_attestation = stub_verify_attestation, .limits.max_response = 4096, .limits.max_pending = 8};
 	_cleanup_session_client_ SessionClient *c = NULL;
 	if (session_client_new(&cc, 1, &c) < 0) return 0;
 	uint32_t sent = 0;
@@ -92,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 		check_output(c);
 		return 0;
 	}
-	SessionServerConfig sc = {.make_attestation = make};
+	SessionServerConfig sc = {.make_attestation = stub_make_attestation};
 	memset(sc.user_data.receipt_key, 2, 32);
 	_cleanup_session_server_ SessionServer *s = NULL;
 	if (session_server_new(&sc, 1, &s) < 0) return 0;

@@ -16,50 +16,16 @@
 #include "session.h"
 #include "util.h"
 
+#include "../common/frame-check.h"
+#include "../common/session-stub.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static int make(void *u, const uint8_t *nonce, size_t nonce_len, const uint8_t *pk, size_t pk_len, const uint8_t *ud,
-		size_t ud_len, uint8_t **ret, size_t *ret_len) {
-	uint8_t *d = malloc(64 + ud_len);
-	if (!d) return -ENOMEM;
-	memcpy(d, pk, 32);
-	memcpy(d + 32, nonce, 32);
-	memcpy(d + 64, ud, ud_len);
-	*ret = d, *ret_len = 64 + ud_len;
-	return 0;
-}
-
-static int verify(void *u, const uint8_t *doc, size_t len, const uint8_t *nonce, size_t nonce_len,
-		  SessionAttested *ret) {
-	if (len < 64 || len - 64 > sizeof ret->user_data || memcmp(doc + 32, nonce, 32) != 0) return -EPERM;
-	memcpy(ret->public_key, doc, 32);
-	ret->public_key_len = 32;
-	memcpy(ret->user_data, doc + 64, len - 64);
-	ret->user_data_len = len - 64;
-	return 0;
-}
 
 /* Every byte the server writes must parse as a sequence of complete frames. */
 static void check_output(SessionServer *s) {
 	size_t n;
 	const uint8_t *p = session_server_pending_output(s, &n);
-	struct frame_decoder d;
-	frame_decoder_init(&d, 0);
-	size_t off = 0;
-	while (off < n) {
-		size_t used;
-		int r = frame_decoder_feed(&d, p + off, n - off, &used);
-		if (r < 0) abort();
-		off += used;
-		if (r == 1) {
-			struct frame_header h;
-			uint8_t *pl;
-			if (frame_decoder_take(&d, &h, &pl) < 0) abort();
-			free(pl);
-		}
-	}
-	if (frame_decoder_finish(&d) != 0) abort();
-	frame_decoder_free(&d);
+	abort_unless_whole_frames(p, n);
 	session_server_output_advance(s, n);
 }
 
@@ -89,7 +55,7 @@ static void raw_mode(SessionServer *s, const uint8_t *data, size_t size) {
 }
 
 static void program_mode(SessionServer *s, const uint8_t *data, size_t size) {
-	SessionClientConfig cc = {.verify_attestation = verify, .limits.max_pending = 64};
+	SessionClientConfig cc = {.verify_attestation = stub_verify_attestation, .limits.max_pending = 64};
 	_cleanup_session_client_ SessionClient *c = NULL;
 	uint64_t now = 1;
 	size_t n;
@@ -140,7 +106,7 @@ static void program_mode(SessionServer *s, const uint8_t *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 	if (size < 1) return 0;
-	SessionServerConfig cfg = {.make_attestation = make, .limits.max_request = 4096, .limits.max_pending = 4};
+	SessionServerConfig cfg = {.make_attestation = stub_make_attestation, .limits.max_request = 4096, .limits.max_pending = 4};
 	memset(cfg.user_data.receipt_key, 1, 32);
 	_cleanup_session_server_ SessionServer *s = NULL;
 	if (session_server_new(&cfg, 0, &s) < 0) return 0;

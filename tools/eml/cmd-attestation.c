@@ -9,36 +9,20 @@
 #include "nitro-root.h"
 #include "nsm-transport.h"
 #include "nsm.h"
+#include "json-hex.h"
 #include "util.h"
 
 #define DEFAULT_MAX_AGE_MS (300u * 1000u) /* freshness when checking against the clock */
-
-static json_object *hex_or_null(const uint8_t *p, size_t n) {
-	if (!p) return NULL; /* json null */
-	char *h = malloc(2 * n + 1);
-	if (!h) return NULL;
-	hex_encode(p, n, h);
-	json_object *o = json_object_new_string(h);
-	free(h);
-	return o;
-}
 
 static void print_doc_json(const AttestDoc *d) {
 	json_object *o = json_object_new_object();
 	json_object_object_add(o, "module_id", json_object_new_string(d->module_id));
 	json_object_object_add(o, "timestamp", json_object_new_uint64(d->timestamp_ms));
 	json_object_object_add(o, "digest", json_object_new_string(d->digest));
-	json_object *pcrs = json_object_new_object();
-	for (unsigned i = 0; i < ATTEST_PCR_COUNT; i++)
-		if (d->pcr_mask & (1u << i)) {
-			char k[4];
-			snprintf(k, sizeof k, "%u", i);
-			json_object_object_add(pcrs, k, hex_or_null(d->pcrs[i], ATTEST_PCR_LEN));
-		}
-	json_object_object_add(o, "pcrs", pcrs);
-	json_object_object_add(o, "public_key", hex_or_null(d->public_key, d->public_key_len));
-	json_object_object_add(o, "user_data", hex_or_null(d->user_data, d->user_data_len));
-	json_object_object_add(o, "nonce", hex_or_null(d->nonce, d->nonce_len));
+	json_object_object_add(o, "pcrs", json_hex_rows(&d->pcrs[0][0], ATTEST_PCR_LEN, ATTEST_PCR_COUNT, d->pcr_mask));
+	json_object_object_add(o, "public_key", json_hex_new(d->public_key, d->public_key_len));
+	json_object_object_add(o, "user_data", json_hex_new(d->user_data, d->user_data_len));
+	json_object_object_add(o, "nonce", json_hex_new(d->nonce, d->nonce_len));
 	puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
 	json_object_put(o);
 }

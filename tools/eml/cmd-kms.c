@@ -21,6 +21,8 @@
 #include "addr.h"
 #include "cms.h"
 #include "frame.h"
+#include "curl-body.h"
+#include "kms-http.h"
 #include "kmsproto.h"
 #include "socket.h"
 #include "kmsclient.h"
@@ -31,28 +33,6 @@
 #include "util.h"
 
 #define MAX_RESPONSE (1u << 20)
-
-struct grow {
-	char *p;
-	size_t len;
-	bool overflow;
-};
-
-static size_t on_body(char *data, size_t size, size_t n, void *ud) {
-	struct grow *g = ud;
-	size_t add = size * n;
-	if (g->len + add > MAX_RESPONSE) {
-		g->overflow = true;
-		return 0;
-	}
-	char *p = realloc(g->p, g->len + add + 1);
-	if (!p) return 0;
-	memcpy(p + g->len, data, add);
-	g->p = p;
-	g->len += add;
-	g->p[g->len] = 0;
-	return add;
-}
 
 static int verb_call(int argc, char **argv) {
 	static const struct option opts[] = {{"endpoint", required_argument, NULL, 'e'},
@@ -133,23 +113,14 @@ static int verb_call(int argc, char **argv) {
 		return 1;
 	}
 	struct curl_slist *hl = NULL;
-	char line[4096];
-	for (size_t i = 0; i < ARRAY_SIZE(h); i++) {
-		snprintf(line, sizeof line, "%s: %s", h[i].name, h[i].value);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "X-Amz-Date: %s", res.amz_date);
-	hl = curl_slist_append(hl, line);
-	if (cr.session_token) {
-		snprintf(line, sizeof line, "X-Amz-Security-Token: %s", cr.session_token);
-		hl = curl_slist_append(hl, line);
-	}
-	snprintf(line, sizeof line, "Authorization: %s", res.authorization);
-	hl = curl_slist_append(hl, line);
-	hl = curl_slist_append(hl, "Expect:");
+	r = kms_http_signed_headers(h, ARRAY_SIZE(h), &res, cr.session_token, &hl);
 	sigv4_result_done(&res);
+	if (r < 0) {
+		fprintf(stderr, "error: request headers: %s\n", strerror(-r));
+		return 1;
+	}
 
-	struct grow out = {};
+	struct curl_body out = {.max = MAX_RESPONSE};
 	CURL *e = curl_easy_init();
 	long status = 0;
 	CURLcode cc = CURLE_FAILED_INIT;
@@ -158,7 +129,7 @@ static int verb_call(int argc, char **argv) {
 		curl_easy_setopt(e, CURLOPT_POSTFIELDS, (const char *)body);
 		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)body_len);
 		curl_easy_setopt(e, CURLOPT_HTTPHEADER, hl);
-		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+		curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, curl_body_write);
 		curl_easy_setopt(e, CURLOPT_WRITEDATA, &out);
 		curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
 		curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 10000L);
@@ -171,12 +142,11 @@ static int verb_call(int argc, char **argv) {
 	curl_slist_free_all(hl);
 	if (cc != CURLE_OK) {
 		fprintf(stderr, "error: %s: %s\n", endpoint, out.overflow ? "response too large" : curl_easy_strerror(cc));
-		free(out.p);
+		curl_body_done(&out);
 		return 1;
 	}
 	printf("%s\n", out.p ? out.p : "");
-	if (out.p) wipe(out.p, out.len); /* may hold a Plaintext */
-	free(out.p);
+	curl_body_done(&out); /* may hold a Plaintext */
 	if (status != 200) fprintf(stderr, "error: HTTP %ld\n", status);
 	return status == 200 ? 0 : 1;
 }

@@ -16,12 +16,8 @@ static int open_device(const char *device, Nsm **ret) {
 	return r;
 }
 
-static int nsm_fail(const char *what, int r) {
-	fprintf(stderr, "error: %s: %s\n", what, nsm_strerror(r));
-	return 1;
-}
-
-static int verb_describe(int argc, char **argv) {
+/* Verbs whose only option is --device: parse it and open the device. 0, or the exit status to return. */
+static int open_from_args(int argc, char **argv, Nsm **ret) {
 	static const struct option opts[] = {{"device", required_argument, NULL, 'd'}, {}};
 	const char *device = NSM_DEVICE_DEFAULT;
 	int c;
@@ -30,8 +26,18 @@ static int verb_describe(int argc, char **argv) {
 		device = optarg;
 	}
 	if (optind != argc) return command_usage(argv[0]);
+	return open_device(device, ret) < 0 ? 1 : 0;
+}
+
+static int nsm_fail(const char *what, int r) {
+	fprintf(stderr, "error: %s: %s\n", what, nsm_strerror(r));
+	return 1;
+}
+
+static int verb_describe(int argc, char **argv) {
 	_cleanup_nsm_ Nsm *nsm = NULL;
-	if (open_device(device, &nsm) < 0) return 1;
+	int status = open_from_args(argc, argv, &nsm);
+	if (status != 0) return status;
 	struct nsm_description d;
 	int r = nsm_describe(nsm, &d);
 	if (r < 0) return nsm_fail("DescribeNSM", r);
@@ -97,16 +103,9 @@ EML_COMMAND(nsm_pcr, "nsm pcr", "INDEX [--extend HEX] [--lock] [--lock-range] [-
 	    "describe a PCR (after extending or locking it); --lock-range locks PCRs [0, INDEX)", verb_pcr);
 
 static int verb_random(int argc, char **argv) {
-	static const struct option opts[] = {{"device", required_argument, NULL, 'd'}, {}};
-	const char *device = NSM_DEVICE_DEFAULT;
-	int c;
-	while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
-		if (c != 'd') return command_usage(argv[0]);
-		device = optarg;
-	}
-	if (optind != argc) return command_usage(argv[0]);
 	_cleanup_nsm_ Nsm *nsm = NULL;
-	if (open_device(device, &nsm) < 0) return 1;
+	int status = open_from_args(argc, argv, &nsm);
+	if (status != 0) return status;
 	uint8_t buf[NSM_RANDOM_MAX];
 	size_t n;
 	int r = nsm_get_random(nsm, buf, sizeof buf, &n);

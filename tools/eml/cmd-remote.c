@@ -18,6 +18,7 @@
 #include "session-io.h"
 #include "session.h"
 #include "socket.h"
+#include "json-hex.h"
 #include "util.h"
 
 #define MAX_KEYS 16
@@ -25,18 +26,6 @@
 static int fail(const char *code, const char *reason) {
 	fprintf(stderr, "error: %s: %s\n", code, reason);
 	return 1;
-}
-
-static json_object *hex_json(const uint8_t *p, size_t n) {
-	if (!p)
-		return NULL;
-	char *h = malloc(2 * n + 1);
-	if (!h)
-		return NULL;
-	hex_encode(p, n, h);
-	json_object *o = json_object_new_string(h);
-	free(h);
-	return o;
 }
 
 struct keys {
@@ -83,22 +72,16 @@ static int load_policy(const char *path, struct keys *ks, Policy **ret) {
 }
 
 static json_object *doc_json(const AttestDoc *d) {
-	json_object *o = json_object_new_object(), *pcrs = json_object_new_object();
+	json_object *o = json_object_new_object();
 	json_object_object_add(o, "module_id", json_object_new_string(d->module_id));
 	json_object_object_add(o, "timestamp", json_object_new_uint64(d->timestamp_ms));
-	for (unsigned i = 0; i < ATTEST_PCR_COUNT; i++)
-		if (d->pcr_mask & (1u << i)) {
-			char k[4];
-			snprintf(k, sizeof k, "%u", i);
-			json_object_object_add(pcrs, k, hex_json(d->pcrs[i], ATTEST_PCR_LEN));
-		}
-	json_object_object_add(o, "pcrs", pcrs);
+	json_object_object_add(o, "pcrs", json_hex_rows(&d->pcrs[0][0], ATTEST_PCR_LEN, ATTEST_PCR_COUNT, d->pcr_mask));
 	return o;
 }
 
 static void add_user_data(json_object *o, const SessionUserData *u) {
-	json_object_object_add(o, "receipt_key", hex_json(u->receipt_key, 32));
-	json_object_object_add(o, "model_hash", u->has_model ? hex_json(u->model_hash, 32) : NULL);
+	json_object_object_add(o, "receipt_key", json_hex_new(u->receipt_key, 32));
+	json_object_object_add(o, "model_hash", u->has_model ? json_hex_new(u->model_hash, 32) : NULL);
 }
 
 static void print_json(json_object *o) {
@@ -173,7 +156,7 @@ int embed_remote(int argc, char **argv) {
 		json_object_array_add(embs, v);
 	}
 	json_object_object_add(out, "embeddings", embs);
-	json_object_object_add(out, "receipt", hex_json(e->receipt, e->receipt_len));
+	json_object_object_add(out, "receipt", json_hex_new(e->receipt, e->receipt_len));
 	json_object_object_add(out, "receipt_verified", json_object_new_boolean(1));
 	json_object_object_add(out, "receipt_bound", json_object_new_boolean(e->receipt_bound));
 	json_object_object_add(out, "model_id", json_object_new_string(e->claims.model_id));
