@@ -185,8 +185,9 @@ deps-fuzz:
 # Enclave image: the enclave's programs linked statically (libc plus the static libraries they need; Debian has
 # no libsystemd.a and enclave code never uses libsystemd), two deterministic cpio ramdisks and the EIF with its
 # PCRs, all under build/enclave-image. KERNEL=path/to/bzImage pins the kernel (default: Debian's, fetched once).
-# eml-inferenced joins this list once it can link statically: it uses lib/cbor, and Debian 12 ships libcbor
-# without a static archive (libcbor-dev has only the .so).
+# eml-inferenced cannot link statically (Debian 12 ships libcbor and libsystemd without static archives): the
+# release binary goes into the application ramdisk with its exact shared-library closure (enclave-image/closure.sh,
+# recorded in build/enclave-image/libs.txt).
 ENCLAVE_PROGRAMS := eml-init:enclave-image/init
 ENCLAVE_BUILT := $(filter $(ENCLAVE_PROGRAMS),$(BUILT_PROGRAMS))
 STATIC_LIBS := -lcrypto -lpthread
@@ -202,16 +203,18 @@ $(foreach p,$(ENCLAVE_BUILT),$(eval $(call STATIC_PROGRAM,$(call prog_name,$(p))
 .PHONY: enclave-image enclave-static vm-test
 enclave-static: $(STATIC_BINS)
 
-enclave-image: deps $(STATIC_BINS) build/release/bin/eml
-	@EML=build/release/bin/eml STATIC_DIR=build/release/static KERNEL="$(KERNEL)" \
+enclave-image: deps $(STATIC_BINS) build/release/bin/eml build/release/bin/eml-inferenced
+	@EML=build/release/bin/eml STATIC_DIR=build/release/static INFERENCED=build/release/bin/eml-inferenced \
+		KERNEL="$(KERNEL)" \
 		enclave-image/build.sh build/enclave-image
 
-# Rebuilds the image to check it is reproducible, then boots its kernel and eml-init as PID 1 under qemu
-# (software emulation); see tests/vm/image-repro.sh and tests/vm/vm-test.sh.
-vm-test: enclave-image
+# Rebuilds the image to check it is reproducible, then boots it under qemu (software emulation): eml-init as PID 1,
+# the image's eml-inferenced serving a session to the host with a sealed model loaded through the host's KMS relay;
+# see tests/vm/image-repro.sh, tests/vm/session-test.sh and tests/vm/vm-test.sh.
+vm-test: enclave-image build/release/bin/eml-nsm-sim build/release/bin/eml-kms-local build/release/bin/eml-kms-relay
 	@tools/bootstrap.sh vm
 	@tests/vm/image-repro.sh build/enclave-image
-	@tests/vm/vm-test.sh build/enclave-image
+	@tests/vm/session-test.sh build/enclave-image
 
 bench: deps $(BENCH_BINS) $(RELEASE_BINS) $(RELEASE_TESTBINS)
 	@EML_BUILD=$(CURDIR)/build/release tests/run-bench.sh $(BENCH_BINS)

@@ -2,11 +2,15 @@
 # build.sh OUTDIR: the enclave image, deterministically.
 #   OUTDIR/bootstrap.cpio  /init (eml-init), /lib/modules/eml/*.ko (virtio-mmio, vsock), /nsm.ko if given
 #                                                                   -> measured into PCR1 with kernel and cmdline
-#   OUTDIR/app.cpio        /etc/eml/init.conf, /usr/bin/eml-inferenced, /etc/eml/model-signers/  -> PCR2
+#   OUTDIR/app.cpio        /etc/eml/init.conf, /usr/bin/eml-inferenced (stripped) and its shared-library
+#                          closure (closure.sh: ld.so and every DT_NEEDED library, from the build host's Debian
+#                          packages), /etc/eml/model-signers/                                -> PCR2
 #   OUTDIR/enclave.eif     kernel + cmdline + both ramdisks          -> PCR0
 #   OUTDIR/pcrs.json       PCR0/1/2 in nitro-cli's shape; OUTDIR/vmlinuz the kernel used, OUTDIR/kernel.txt
-#                          where it came from (SHA-256, Debian package) and the cmdline
-# Environment: EML (eml binary), STATIC_DIR (static enclave binaries), KERNEL (bzImage; default Debian's,
+#                          where it came from (SHA-256, Debian package) and the cmdline, OUTDIR/libs.txt the
+#                          libraries in app.cpio ("lib PATH SHA256 PACKAGE VERSION", one a line)
+# Environment: EML (eml binary), STATIC_DIR (static enclave binaries), INFERENCED (the eml-inferenced binary,
+# dynamically linked; default STATIC_DIR/eml-inferenced when that exists), KERNEL (bzImage; default Debian's,
 # fetched once into build/kernel), KERNEL_VERSION (metadata only, with KERNEL), MODULES_DIR (that kernel's
 # module tree; default the fetched one, none with KERNEL), ENCLAVE_MODULES (default: virtio_mmio vmw_vsock_virtio_transport), NSM_KO (the NSM driver for that
 # kernel: Debian 12's 6.1 has none), CMDLINE, INIT_CONF (default enclave-image/init.conf), SOURCE_DATE_EPOCH
@@ -39,7 +43,15 @@ if [[ -n $moddir ]]; then
 	"$src/kmods.sh" "$moddir" "$out/stage/bootstrap/lib/modules/eml" ${ENCLAVE_MODULES:-virtio_mmio vmw_vsock_virtio_transport}
 fi
 [[ -n ${NSM_KO:-} ]] && install -m 0644 "$NSM_KO" "$out/stage/bootstrap/nsm.ko"
-[[ -e $static/eml-inferenced ]] && install -m 0755 "$static/eml-inferenced" "$out/stage/app/usr/bin/eml-inferenced"
+inferenced=${INFERENCED:-}
+[[ -z $inferenced && -e $static/eml-inferenced ]] && inferenced=$static/eml-inferenced
+: >"$out/libs.txt"
+if [[ -n $inferenced ]]; then
+	# Debian 12 has neither libsystemd.a nor libcbor.a: the daemon is dynamic and brings its exact closure.
+	strip --strip-all -o "$out/stage/app/usr/bin/eml-inferenced" "$inferenced"
+	chmod 0755 "$out/stage/app/usr/bin/eml-inferenced"
+	"$src/closure.sh" "$out/stage/app" "$out/stage/app/usr/bin/eml-inferenced" >"$out/libs.txt"
+fi
 install -m 0644 "$conf" "$out/stage/app/etc/eml/init.conf"
 for k in "$src"/model-signers/*.pub; do
 	[[ -e $k ]] && install -m 0644 "$k" "$out/stage/app/etc/eml/model-signers/"

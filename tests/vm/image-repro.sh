@@ -15,13 +15,15 @@ fail() { tally "0 1"; echo "image-repro: $*" >&2; exit 1; }
 
 mkdir -p "$work/static"
 cp "$build/release/static/"* "$work/static/"
+# eml-inferenced is dynamic (build/release/bin); build.sh takes it from STATIC_DIR when INFERENCED is not given.
+cp "$build/release/bin/eml-inferenced" "$work/static/"
 touch -d '2020-02-02' "$work/static/"*
 # The same kernel the first build fetched (build/kernel), named explicitly so nothing is fetched again.
 kdir=$build/kernel
 (umask 077; EML=$eml STATIC_DIR=$work/static KERNEL=$kdir/vmlinuz MODULES_DIR=$kdir/modules \
 	KERNEL_VERSION=$(cat "$kdir/kernel-version") "$src/enclave-image/build.sh" "$work/image" >/dev/null) ||
 	fail "rebuild failed"
-for f in bootstrap.cpio app.cpio enclave.eif pcrs.json; do
+for f in bootstrap.cpio app.cpio enclave.eif pcrs.json libs.txt; do
 	cmp -s "$img/$f" "$work/image/$f" || fail "$f differs between two builds"
 done
 "$eml" eif pcr "$work/image/enclave.eif" | cmp -s - "$img/pcrs.json" || fail "eml eif pcr disagrees with pcrs.json"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# vm-test.sh IMAGE_DIR: boots the enclave image's kernel with its bootstrap ramdisk (eml-init as PID 1) plus a
-# test ramdisk under qemu-system-x86_64 (software emulation, -nographic, user-mode networking), waits for the
+# vm-test.sh IMAGE_DIR: boots the enclave image's kernel with its bootstrap ramdisk (eml-init as PID 1), its
+# application ramdisk (eml-inferenced and its libraries) and a test ramdisk on top under qemu-system-x86_64 (software emulation, -nographic, user-mode networking), waits for the
 # configured command's marker on the serial console, asks for a shutdown (Ctrl-Alt-Del, which eml-init receives
 # as SIGINT and turns into SIGTERM for the command) and expects a clean power-off. Prints the timings.
 # The default command also brings up virtio-net (modules from the image's kernel) and serves one line on guest
@@ -9,7 +9,10 @@
 # Environment: VM_COMMAND (shell text run by busybox sh inside the VM instead of the default; it should print
 # VM_MARKER), VM_MARKER (default EML-VM-MARKER), VM_EXTRA_DIR (a tree copied into the VM's root, e.g. the
 # daemon and its configuration), VM_HOST_CHECK (shell text run on the host once the marker is seen, with
-# VM_PORT = the host port forwarded to guest port 5000; failing it fails the test), VM_ACCEL (default tcg),
+# VM_PORT = the host port forwarded to guest port 5000, VM_CTL_PORT the one forwarded to guest port 5001 and
+# VM_START_NS the time qemu started (date +%s%N); failing it fails the test), VM_EXPECT (an extended regex the
+# console must match after the power-off), VM_STOP_TIMEOUT_MS (eml-init's stop-timeout-ms, default 5000),
+# VM_ACCEL (default tcg),
 # VM_TIMEOUT (seconds, default 85), VM_KEEP=1 keeps the work directory.
 set -euo pipefail
 img=${1:?usage: vm-test.sh IMAGE_DIR}
@@ -44,7 +47,7 @@ if [[ ! -x $cache/busybox ]]; then
 	chmod 0755 "$cache/busybox.tmp" && mv "$cache/busybox.tmp" "$cache/busybox" && rm -f "$cache"/*.deb
 fi
 
-# The test ramdisk replaces the image's application ramdisk: same eml-init, a test configuration.
+# The test ramdisk goes on top of the image's two: same eml-init and eml-inferenced, a test configuration.
 mkdir -p "$work/root/etc/eml" "$work/root/bin"
 install -m 0755 "$cache/busybox" "$work/root/bin/busybox"
 for applet in sh ip nc sleep; do ln -s busybox "$work/root/bin/$applet"; done
@@ -57,21 +60,22 @@ cat >"$work/root/etc/eml/init.conf" <<CONF
 command=/bin/busybox sh /etc/eml/vm-command.sh
 env=PATH=/bin
 restart=no
-stop-timeout-ms=5000
+stop-timeout-ms=${VM_STOP_TIMEOUT_MS:-5000}
 heartbeat=no
 CONF
 "$eml" eif ramdisk -o "$work/vm.cpio" "$work/root"
-cat "$img/bootstrap.cpio" "$work/vm.cpio" >"$work/initrd"
+cat "$img/bootstrap.cpio" "$img/app.cpio" "$work/vm.cpio" >"$work/initrd"
 
 mkfifo "$work/mon.in" "$work/mon.out"
 port=$((20000 + RANDOM % 30000))
+ctl_port=$((port + 1))
 start=$(date +%s%N)
 ms() { echo $((($(date +%s%N) - start) / 1000000)); }
 qemu-system-x86_64 -accel "$accel" -m 512 -smp 1 -nographic -no-reboot \
 	-kernel "$img/vmlinuz" -initrd "$work/initrd" \
 	-append "console=ttyS0 panic=-1 loglevel=4" \
 	-monitor "pipe:$work/mon" \
-	-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-10.0.2.15:5000" \
+	-nic "user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:$port-10.0.2.15:5000,hostfwd=tcp:127.0.0.1:$ctl_port-10.0.2.15:5001" \
 	</dev/null >"$work/console.log" 2>&1 &
 qemu_pid=$!
 # Drain the monitor's output so it can never block on a full pipe.
@@ -108,7 +112,7 @@ until grep -q "$marker" "$work/console.log"; do
 done
 marker_ms=$(ms)
 if [[ -n ${VM_HOST_CHECK:-} ]]; then
-	VM_PORT=$port bash -c "$VM_HOST_CHECK" || fail "host check failed: $VM_HOST_CHECK"
+	VM_PORT=$port VM_CTL_PORT=$ctl_port VM_START_NS=$start bash -c "$VM_HOST_CHECK" || fail "host check failed: $VM_HOST_CHECK"
 fi
 echo "sendkey ctrl-alt-delete" >"$work/mon.in"
 while kill -0 "$qemu_pid" 2>/dev/null; do
@@ -125,6 +129,7 @@ grep -q 'eml-init: received Interrupt: stopping' <<<"$console" || fail "no shutd
 grep -q 'eml-init: powering off' <<<"$console" || fail "eml-init did not power off"
 grep -q 'reboot: Power down' <<<"$console" || fail "the kernel did not power down"
 grep -q 'eml-init: loaded [0-9]* of [0-9]* modules from /lib/modules/eml' <<<"$console" || fail "no modules loaded"
+if [[ -n ${VM_EXPECT:-} ]]; then grep -qE -- "$VM_EXPECT" <<<"$console" || fail "the console does not match $VM_EXPECT"; fi
 echo "vm-test: ok: ${net_ms:+guest network up after ${up_ms} ms, host read the guest line over user-mode networking after ${net_ms} ms, }marker after ${marker_ms} ms, powered off after ${total_ms} ms (accel $accel)"
 [[ -n ${EML_TALLY:-} ]] && echo "vm 1 0" >>"$EML_TALLY"
 echo "vm-test: 1 passed, 0 failed"
