@@ -9,7 +9,7 @@ for f in "$@"; do
 	name=$(basename "$f")
 	work=$(mktemp -d)
 	[[ -d tests/fuzz/corpus/$name ]] && cp -r tests/fuzz/corpus/$name/. "$work/"
-	if "$f" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=0 \
+	if "$f" -max_total_time="$secs" -timeout=30 -rss_limit_mb=2048 -print_final_stats=0 \
 		-artifact_prefix="$work/" "$work" >"$work.log" 2>&1; then
 		pass=$((pass + 1)); echo "[ PASS ] $name ($(grep -oE '^Done [0-9]+ runs in [0-9]+ second' "$work.log" | tail -1 | sed 's/ second/s/'))"
 	else
