@@ -38,33 +38,23 @@ struct bert_ctx {
 	size_t scratch_per_thread;
 };
 
-_printf_(4, 5) static int fail(int r, char *err, size_t errsz, const char *fmt, ...) {
-	if (err && errsz > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 static int get_uint(struct json_object *root, const char *key, unsigned lo, unsigned hi, bool required,
 		    unsigned *ret, char *err, size_t errsz) {
 	struct json_object *o;
 	if (!json_object_object_get_ex(root, key, &o)) {
 		if (!required) return 0;
-		return fail(-EBADMSG, err, errsz, "config: missing %s", key);
+		return errorf(-EBADMSG, err, errsz, "config: missing %s", key);
 	}
 	if (!json_object_is_type(o, json_type_int))
-		return fail(-EBADMSG, err, errsz, "config: %s is not an integer", key);
+		return errorf(-EBADMSG, err, errsz, "config: %s is not an integer", key);
 	int64_t v = json_object_get_int64(o);
-	if (v < lo || v > hi) return fail(-EBADMSG, err, errsz, "config: %s=%lld outside %u..%u", key, (long long)v, lo, hi);
+	if (v < lo || v > hi) return errorf(-EBADMSG, err, errsz, "config: %s=%lld outside %u..%u", key, (long long)v, lo, hi);
 	*ret = (unsigned)v;
 	return 0;
 }
 
 int bert_config_parse(const char *json, size_t len, struct bert_config *ret, char *err, size_t errsz) {
-	if (len > (1u << 20)) return fail(-EFBIG, err, errsz, "config: larger than 1 MiB");
+	if (len > (1u << 20)) return errorf(-EFBIG, err, errsz, "config: larger than 1 MiB");
 	struct json_tokener *tok = json_tokener_new_ex(16);
 	if (!tok) return -ENOMEM;
 	struct json_object *root = json_tokener_parse_ex(tok, json, (int)len);
@@ -73,7 +63,7 @@ int bert_config_parse(const char *json, size_t len, struct bert_config *ret, cha
 	int r;
 	struct bert_config c = {.type_vocab = 2, .ln_eps = 1e-12f};
 	if (!ok || !json_object_is_type(root, json_type_object)) {
-		r = fail(-EBADMSG, err, errsz, "config: not a JSON object");
+		r = errorf(-EBADMSG, err, errsz, "config: not a JSON object");
 		goto out;
 	}
 	if ((r = get_uint(root, "vocab_size", 1, BERT_MAX_VOCAB, true, &c.vocab_size, err, errsz)) < 0 ||
@@ -86,7 +76,7 @@ int bert_config_parse(const char *json, size_t len, struct bert_config *ret, cha
 	    (r = get_uint(root, "type_vocab_size", 1, 1024, false, &c.type_vocab, err, errsz)) < 0)
 		goto out;
 	if (c.hidden % c.heads) {
-		r = fail(-EBADMSG, err, errsz, "config: hidden_size %u not a multiple of num_attention_heads %u",
+		r = errorf(-EBADMSG, err, errsz, "config: hidden_size %u not a multiple of num_attention_heads %u",
 			 c.hidden, c.heads);
 		goto out;
 	}
@@ -95,7 +85,7 @@ int bert_config_parse(const char *json, size_t len, struct bert_config *ret, cha
 		double e = json_object_get_double(o);
 		if (!(json_object_is_type(o, json_type_double) || json_object_is_type(o, json_type_int)) ||
 		    !(e >= 1e-30 && e < 1)) { /* below 1e-30 it would round to 0 (or a denormal) as a float */
-			r = fail(-EBADMSG, err, errsz, "config: layer_norm_eps must be in [1e-30, 1)");
+			r = errorf(-EBADMSG, err, errsz, "config: layer_norm_eps must be in [1e-30, 1)");
 			goto out;
 		}
 		c.ln_eps = (float)e;
@@ -103,12 +93,12 @@ int bert_config_parse(const char *json, size_t len, struct bert_config *ret, cha
 	/* "gelu" in transformers is the exact erf form; the tanh approximation is a different function. */
 	if (json_object_object_get_ex(root, "hidden_act", &o) &&
 	    (!json_object_is_type(o, json_type_string) || strcmp(json_object_get_string(o), "gelu") != 0)) {
-		r = fail(-EOPNOTSUPP, err, errsz, "config: hidden_act must be \"gelu\"");
+		r = errorf(-EOPNOTSUPP, err, errsz, "config: hidden_act must be \"gelu\"");
 		goto out;
 	}
 	if (json_object_object_get_ex(root, "position_embedding_type", &o) &&
 	    (!json_object_is_type(o, json_type_string) || strcmp(json_object_get_string(o), "absolute") != 0)) {
-		r = fail(-EOPNOTSUPP, err, errsz, "config: only absolute position embeddings are supported");
+		r = errorf(-EOPNOTSUPP, err, errsz, "config: only absolute position embeddings are supported");
 		goto out;
 	}
 	*ret = c;
@@ -162,15 +152,15 @@ const char *bert_model_kernels(const struct bert_model *m) {
 static int read_tensor(const struct safetensors *st, const char *name, size_t d0, size_t d1, float *dst,
 		       char *err, size_t errsz) {
 	const struct safetensors_tensor *t = safetensors_find(st, name);
-	if (!t) return fail(-ENOENT, err, errsz, "model: tensor %s missing", name);
+	if (!t) return errorf(-ENOENT, err, errsz, "model: tensor %s missing", name);
 	bool ok = d1 ? t->ndim == 2 && t->shape[0] == d0 && t->shape[1] == d1 : t->ndim == 1 && t->shape[0] == d0;
-	if (!ok) return fail(-EBADMSG, err, errsz, "model: tensor %s has the wrong shape (want [%zu%s%.0zu])", name, d0,
+	if (!ok) return errorf(-EBADMSG, err, errsz, "model: tensor %s has the wrong shape (want [%zu%s%.0zu])", name, d0,
 			     d1 ? ", " : "", d1);
 	int r = safetensors_read_f32(st, t, dst, d1 ? d0 * d1 : d0);
 	if (r == -EMEDIUMTYPE)
-		return fail(r, err, errsz, "model: tensor %s has dtype %s (F32, F16 or BF16 needed)", name,
+		return errorf(r, err, errsz, "model: tensor %s has dtype %s (F32, F16 or BF16 needed)", name,
 			    safetensors_dtype_name(t->dtype));
-	if (r < 0) return fail(r, err, errsz, "model: tensor %s: %s", name, strerror(-r));
+	if (r < 0) return errorf(r, err, errsz, "model: tensor %s: %s", name, strerror(-r));
 	safetensors_release(st, t);
 	return 0;
 }

@@ -28,16 +28,6 @@ size_t safetensors_dtype_size(enum safetensors_dtype d) {
 	return (unsigned)d < _ST_DTYPE_MAX ? dtypes[d].size : 0;
 }
 
-_printf_(4, 5) static int fail(int r, char *err, size_t errsz, const char *fmt, ...) {
-	if (err && errsz > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 void safetensors_free(struct safetensors *st) {
 	if (!st) return;
 	for (size_t i = 0; i < st->n_tensors; i++) free(st->tensors[i].name);
@@ -65,39 +55,39 @@ static int parse_tensor(const char *name, struct json_object *o, struct safetens
 			size_t errsz) {
 	struct json_object *jd, *js, *jo;
 	if (!json_object_is_type(o, json_type_object))
-		return fail(-EBADMSG, err, errsz, "tensor '%s': entry is not an object", name);
+		return errorf(-EBADMSG, err, errsz, "tensor '%s': entry is not an object", name);
 	if (json_object_object_length(o) != 3 || !json_object_object_get_ex(o, "dtype", &jd) ||
 	    !json_object_object_get_ex(o, "shape", &js) || !json_object_object_get_ex(o, "data_offsets", &jo))
-		return fail(-EBADMSG, err, errsz, "tensor '%s': needs exactly dtype, shape, data_offsets", name);
+		return errorf(-EBADMSG, err, errsz, "tensor '%s': needs exactly dtype, shape, data_offsets", name);
 	if (!json_object_is_type(jd, json_type_string))
-		return fail(-EBADMSG, err, errsz, "tensor '%s': dtype is not a string", name);
+		return errorf(-EBADMSG, err, errsz, "tensor '%s': dtype is not a string", name);
 	const char *ds = json_object_get_string(jd);
 	unsigned d;
 	for (d = 0; d < _ST_DTYPE_MAX; d++)
 		if (strcmp(ds, dtypes[d].name) == 0) break;
-	if (d == _ST_DTYPE_MAX) return fail(-EBADMSG, err, errsz, "tensor '%s': unknown dtype '%.16s'", name, ds);
+	if (d == _ST_DTYPE_MAX) return errorf(-EBADMSG, err, errsz, "tensor '%s': unknown dtype '%.16s'", name, ds);
 	t->dtype = d;
 
 	if (!json_object_is_type(js, json_type_array) || json_object_array_length(js) > SAFETENSORS_MAX_DIMS)
-		return fail(-EBADMSG, err, errsz, "tensor '%s': shape must be an array of at most %u sizes", name,
+		return errorf(-EBADMSG, err, errsz, "tensor '%s': shape must be an array of at most %u sizes", name,
 			    SAFETENSORS_MAX_DIMS);
 	t->ndim = json_object_array_length(js);
 	uint64_t count = 1;
 	for (unsigned i = 0; i < t->ndim; i++) {
 		if (!get_u64(json_object_array_get_idx(js, i), &t->shape[i]))
-			return fail(-EBADMSG, err, errsz, "tensor '%s': bad shape entry %u", name, i);
+			return errorf(-EBADMSG, err, errsz, "tensor '%s': bad shape entry %u", name, i);
 		if (t->shape[i] != 0 && count > UINT64_MAX / t->shape[i])
-			return fail(-EBADMSG, err, errsz, "tensor '%s': shape overflows", name);
+			return errorf(-EBADMSG, err, errsz, "tensor '%s': shape overflows", name);
 		count *= t->shape[i];
 	}
 	t->count = count;
 	if (!json_object_is_type(jo, json_type_array) || json_object_array_length(jo) != 2 ||
 	    !get_u64(json_object_array_get_idx(jo, 0), &t->begin) ||
 	    !get_u64(json_object_array_get_idx(jo, 1), &t->end) || t->end < t->begin)
-		return fail(-EBADMSG, err, errsz, "tensor '%s': data_offsets must be [begin, end] with begin <= end",
+		return errorf(-EBADMSG, err, errsz, "tensor '%s': data_offsets must be [begin, end] with begin <= end",
 			    name);
 	if (count > UINT64_MAX / dtypes[d].size || t->end - t->begin != count * dtypes[d].size)
-		return fail(-EBADMSG, err, errsz,
+		return errorf(-EBADMSG, err, errsz,
 			    "tensor '%s': %" PRIu64 " bytes in data_offsets but shape and dtype need more or fewer",
 			    name, t->end - t->begin);
 	return 0;
@@ -122,41 +112,41 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 	_cleanup_free_ const struct safetensors_tensor **order = NULL;
 	int r;
 
-	if (len < 8) return fail(-EBADMSG, err, errsz, "file too short for a safetensors header (%zu bytes)", len);
+	if (len < 8) return errorf(-EBADMSG, err, errsz, "file too short for a safetensors header (%zu bytes)", len);
 	uint64_t hlen = 0;
 	for (int i = 7; i >= 0; i--) hlen = hlen << 8 | p[i];
 	if (hlen < 2 || hlen > SAFETENSORS_MAX_HEADER)
-		return fail(-EBADMSG, err, errsz, "header length %" PRIu64 " outside 2..%u", hlen,
+		return errorf(-EBADMSG, err, errsz, "header length %" PRIu64 " outside 2..%u", hlen,
 			    SAFETENSORS_MAX_HEADER);
 	if (hlen > len - 8)
-		return fail(-EBADMSG, err, errsz, "header length %" PRIu64 " but only %zu bytes follow", hlen,
+		return errorf(-EBADMSG, err, errsz, "header length %" PRIu64 " but only %zu bytes follow", hlen,
 			    len - 8);
 	const char *json = (const char *)p + 8;
-	if (json[0] != '{') return fail(-EBADMSG, err, errsz, "header does not start with '{'");
-	if (memchr(json, 0, hlen)) return fail(-EBADMSG, err, errsz, "header contains a NUL byte");
+	if (json[0] != '{') return errorf(-EBADMSG, err, errsz, "header does not start with '{'");
+	if (memchr(json, 0, hlen)) return errorf(-EBADMSG, err, errsz, "header contains a NUL byte");
 
 	tok = json_tokener_new_ex(8); /* the format nests 4 deep at most */
 	if (!tok) return -ENOMEM;
 	json_tokener_set_flags(tok, JSON_TOKENER_STRICT);
 	root = json_tokener_parse_ex(tok, json, (int)hlen);
 	if (!root || json_tokener_get_error(tok) != json_tokener_success) {
-		r = fail(-EBADMSG, err, errsz, "header is not valid JSON: %s",
+		r = errorf(-EBADMSG, err, errsz, "header is not valid JSON: %s",
 			 json_tokener_error_desc(json_tokener_get_error(tok)));
 		goto out;
 	}
 	/* Only trailing spaces (the format's alignment padding) may follow the object. */
 	for (size_t i = json_tokener_get_parse_end(tok); i < hlen; i++)
 		if (json[i] != ' ') {
-			r = fail(-EBADMSG, err, errsz, "trailing bytes after the header object");
+			r = errorf(-EBADMSG, err, errsz, "trailing bytes after the header object");
 			goto out;
 		}
 	if (!json_object_is_type(root, json_type_object)) {
-		r = fail(-EBADMSG, err, errsz, "header is not a JSON object");
+		r = errorf(-EBADMSG, err, errsz, "header is not a JSON object");
 		goto out;
 	}
 	size_t n = json_object_object_length(root);
 	if (n > SAFETENSORS_MAX_TENSORS + 1) {
-		r = fail(-E2BIG, err, errsz, "too many tensors (%zu)", n);
+		r = errorf(-E2BIG, err, errsz, "too many tensors (%zu)", n);
 		goto out;
 	}
 	st = calloc(1, sizeof *st);
@@ -168,13 +158,13 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 		if (strcmp(key, "__metadata__") == 0) {
 			/* Free-form string map; only its shape is checked. */
 			if (!json_object_is_type(val, json_type_object)) {
-				r = fail(-EBADMSG, err, errsz, "__metadata__ is not an object");
+				r = errorf(-EBADMSG, err, errsz, "__metadata__ is not an object");
 				goto out;
 			}
 			json_object_object_foreach(val, mk, mv) {
 				(void)mk;
 				if (!json_object_is_type(mv, json_type_string)) {
-					r = fail(-EBADMSG, err, errsz, "__metadata__ values must be strings");
+					r = errorf(-EBADMSG, err, errsz, "__metadata__ values must be strings");
 					goto out;
 				}
 			}
@@ -182,7 +172,7 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 		}
 		size_t kl = strlen(key);
 		if (kl == 0 || kl > SAFETENSORS_MAX_NAME) {
-			r = fail(-EBADMSG, err, errsz, "tensor name empty or longer than %u bytes",
+			r = errorf(-EBADMSG, err, errsz, "tensor name empty or longer than %u bytes",
 				 SAFETENSORS_MAX_NAME);
 			goto out;
 		}
@@ -200,7 +190,7 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 	qsort(st->tensors, st->n_tensors, sizeof *st->tensors, cmp_name);
 	for (size_t i = 1; i < st->n_tensors; i++)
 		if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0) {
-			r = fail(-EBADMSG, err, errsz, "tensor '%s' appears twice (with and without 'bert.')",
+			r = errorf(-EBADMSG, err, errsz, "tensor '%s' appears twice (with and without 'bert.')",
 				 st->tensors[i].name);
 			goto out;
 		}
@@ -217,7 +207,7 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 	for (size_t i = 0; i < st->n_tensors; i++) {
 		if (order[i]->begin == order[i]->end) continue;
 		if (order[i]->begin < end) {
-			r = fail(-EBADMSG, err, errsz, "tensor '%s' overlaps another tensor's data", order[i]->name);
+			r = errorf(-EBADMSG, err, errsz, "tensor '%s' overlaps another tensor's data", order[i]->name);
 			goto out;
 		}
 		end = order[i]->end;
@@ -226,7 +216,7 @@ int safetensors_parse(const void *buf, size_t len, unsigned flags, struct safete
 	uint64_t avail = len - 8 - hlen;
 	if (!(flags & SAFETENSORS_HEADER_ONLY)) {
 		if (end > avail) {
-			r = fail(-ENODATA, err, errsz,
+			r = errorf(-ENODATA, err, errsz,
 				 "tensor data ends at byte %" PRIu64 " of the data section but the file holds only %" PRIu64
 				 " (truncated, or a header without its data)",
 				 end, avail);
@@ -248,14 +238,14 @@ out:
 
 int safetensors_open(const char *path, struct safetensors **ret, char *err, size_t errsz) {
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) return fail(negerrno(), err, errsz, "%s: %s", path, strerror(errno));
+	if (fd < 0) return errorf(negerrno(), err, errsz, "%s: %s", path, strerror(errno));
 	struct stat s;
-	if (fstat(fd, &s) < 0) return fail(negerrno(), err, errsz, "%s: %s", path, strerror(errno));
+	if (fstat(fd, &s) < 0) return errorf(negerrno(), err, errsz, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(s.st_mode) || s.st_size < 8)
-		return fail(-EBADMSG, err, errsz, "%s: not a safetensors file", path);
+		return errorf(-EBADMSG, err, errsz, "%s: not a safetensors file", path);
 	size_t len = (size_t)s.st_size;
 	void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-	if (map == MAP_FAILED) return fail(negerrno(), err, errsz, "%s: mmap: %s", path, strerror(errno));
+	if (map == MAP_FAILED) return errorf(negerrno(), err, errsz, "%s: mmap: %s", path, strerror(errno));
 	struct safetensors *st;
 	int r = safetensors_parse(map, len, 0, &st, err, errsz);
 	if (r < 0) {

@@ -17,16 +17,6 @@ struct tokenizer {
 	int32_t unk, cls, sep;
 };
 
-_printf_(4, 5) static int fail(int r, char *err, size_t errsz, const char *fmt, ...) {
-	if (err && errsz > 0) {
-		va_list ap;
-		va_start(ap, fmt);
-		vsnprintf(err, errsz, fmt, ap);
-		va_end(ap);
-	}
-	return r;
-}
-
 static uint64_t hash(const char *s, size_t len) {
 	uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a */
 	for (size_t i = 0; i < len; i++) h = (h ^ (uint8_t)s[i]) * 0x100000001b3ull;
@@ -56,7 +46,7 @@ int tokenizer_lookup(const struct tokenizer *t, const char *token, size_t len) {
 }
 
 int tokenizer_new(const char *vocab, size_t len, struct tokenizer **ret, char *err, size_t errsz) {
-	if (len > TOKENIZER_MAX_VOCAB_BYTES) return fail(-EFBIG, err, errsz, "vocabulary larger than %u bytes",
+	if (len > TOKENIZER_MAX_VOCAB_BYTES) return errorf(-EFBIG, err, errsz, "vocabulary larger than %u bytes",
 							 TOKENIZER_MAX_VOCAB_BYTES);
 	struct tokenizer *t = calloc(1, sizeof *t);
 	int r;
@@ -70,7 +60,7 @@ int tokenizer_new(const char *vocab, size_t len, struct tokenizer **ret, char *e
 	for (size_t i = 0; i < len; i++) lines += vocab[i] == '\n';
 	lines += len > 0 && vocab[len - 1] != '\n';
 	if (lines == 0 || lines > TOKENIZER_MAX_VOCAB) {
-		r = fail(-EBADMSG, err, errsz, "vocabulary must have 1..%u lines", TOKENIZER_MAX_VOCAB);
+		r = errorf(-EBADMSG, err, errsz, "vocabulary must have 1..%u lines", TOKENIZER_MAX_VOCAB);
 		goto fail;
 	}
 	size_t cap = 1;
@@ -90,7 +80,7 @@ int tokenizer_new(const char *vocab, size_t len, struct tokenizer **ret, char *e
 		size_t l = e - pos;
 		if (l > 0 && t->strings[pos + l - 1] == '\r') l--; /* tolerate CRLF files */
 		if (l == 0 || l > TOKENIZER_MAX_TOKEN_BYTES || memchr(t->strings + pos, 0, l)) {
-			r = fail(-EBADMSG, err, errsz, "vocabulary line %zu: empty, too long or has a NUL", id + 1);
+			r = errorf(-EBADMSG, err, errsz, "vocabulary line %zu: empty, too long or has a NUL", id + 1);
 			goto fail;
 		}
 		t->strings[pos + l] = 0;
@@ -99,7 +89,7 @@ int tokenizer_new(const char *vocab, size_t len, struct tokenizer **ret, char *e
 		/* First occurrence wins on duplicates, as a Python dict built line by line would keep the last;
 		 * BERT vocabularies have none, so reject them instead of guessing. */
 		if (tokenizer_lookup(t, t->strings + pos, l) >= 0) {
-			r = fail(-EBADMSG, err, errsz, "vocabulary line %zu: duplicate token", id + 1);
+			r = errorf(-EBADMSG, err, errsz, "vocabulary line %zu: duplicate token", id + 1);
 			goto fail;
 		}
 		size_t i = hash(t->strings + pos, l) & t->mask;
@@ -112,7 +102,7 @@ int tokenizer_new(const char *vocab, size_t len, struct tokenizer **ret, char *e
 	t->cls = tokenizer_lookup(t, "[CLS]", 5);
 	t->sep = tokenizer_lookup(t, "[SEP]", 5);
 	if (t->unk < 0 || t->cls < 0 || t->sep < 0) {
-		r = fail(-EBADMSG, err, errsz, "vocabulary lacks [UNK], [CLS] or [SEP]");
+		r = errorf(-EBADMSG, err, errsz, "vocabulary lacks [UNK], [CLS] or [SEP]");
 		goto fail;
 	}
 	*ret = t;
@@ -126,7 +116,7 @@ int tokenizer_load(const char *path, struct tokenizer **ret, char *err, size_t e
 	_cleanup_free_ uint8_t *buf = NULL;
 	size_t len;
 	int r = read_file(path, TOKENIZER_MAX_VOCAB_BYTES, &buf, &len);
-	if (r < 0) return fail(r, err, errsz, "%s: %s", path, strerror(-r));
+	if (r < 0) return errorf(r, err, errsz, "%s: %s", path, strerror(-r));
 	return tokenizer_new((const char *)buf, len, ret, err, errsz);
 }
 
