@@ -156,6 +156,19 @@ int attest_parse(const uint8_t *doc, size_t len, AttestDoc **ret, AttestError *r
 #undef BAD
 }
 
+struct doc_sig {
+	const CoseSign1 *cose;
+	int r;
+};
+
+static void doc_sig_check(const uint8_t leaf_point[P384_POINT_LEN], void *userdata) {
+	struct doc_sig *s = userdata;
+	CoseKey key;
+	int r = cose_key_es384(leaf_point, &key);
+	if (r == 0) r = cose_sign1_verify(s->cose, &key, NULL, 0, NULL, 0);
+	s->r = r;
+}
+
 int attest_verify(const uint8_t *doc, size_t len, const struct attest_verify_params *p, AttestDoc **ret_doc,
 		  AttestError *ret_error, char *reason, size_t reason_size) {
 	if (!p || !p->root || (p->nonce_len && !p->nonce)) return -EINVAL;
@@ -163,10 +176,14 @@ int attest_verify(const uint8_t *doc, size_t len, const struct attest_verify_par
 	int r = attest_parse(doc, len, &d, ret_error, reason, reason_size);
 	if (r < 0) return r;
 
+	/* The document signature runs alongside the chain's (x509_chain_opts.leaf_check); its verdict counts
+	 * only once the chain is good, as if checked after it. */
+	struct doc_sig sig = {.cose = d->_cose, .r = -EIO};
+	const struct x509_chain_opts opts = {.sequential = p->sequential, .leaf_check = doc_sig_check, .userdata = &sig};
 	char why[160] = "";
-	uint8_t leaf_point[P384_POINT_LEN];
-	r = x509_chain_verify(p->root, d->cabundle, d->n_cabundle, &d->certificate, (time_t)(d->timestamp_ms / 1000),
-			      (time_t)(p->now_ms / 1000), p->cache, leaf_point, why, sizeof why);
+	r = x509_chain_verify_opts(p->root, d->cabundle, d->n_cabundle, &d->certificate,
+				   (time_t)(d->timestamp_ms / 1000), (time_t)(p->now_ms / 1000), p->cache, &opts, NULL,
+				   why, sizeof why);
 	switch (r) {
 	case 0: break;
 	case -ENOKEY: return reject(ATTEST_UNKNOWN_ROOT, ret_error, reason, reason_size, "%s", why);
@@ -176,9 +193,7 @@ int attest_verify(const uint8_t *doc, size_t len, const struct attest_verify_par
 	default: return reject(ATTEST_CHAIN, ret_error, reason, reason_size, "%s", why[0] ? why : "chain rejected");
 	}
 
-	CoseKey key;
-	r = cose_key_es384(leaf_point, &key);
-	if (r == 0) r = cose_sign1_verify(d->_cose, &key, NULL, 0, NULL, 0);
+	r = sig.r;
 	if (r == -ENOMEM) return reject(ATTEST_INTERNAL, ret_error, reason, reason_size, "out of memory");
 	if (r < 0)
 		return reject(ATTEST_SIGNATURE, ret_error, reason, reason_size,

@@ -91,6 +91,7 @@ struct attest_verify_params {
 	const uint8_t *nonce;        /* optional: required equal to the document's nonce */
 	size_t nonce_len;
 	const AttestPolicy *policy;  /* optional: PCR allow-lists and freshness */
+	bool sequential;             /* all signature checks on the calling thread (default: two threads) */
 };
 
 /* Verify. 0 with *ret_doc (may be NULL) holding the parsed fields; otherwise -EPERM (the document is

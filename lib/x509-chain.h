@@ -5,6 +5,7 @@
  * that lets repeat callers pay for the leaf only. The path is fixed by the bundle order: no path building. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <time.h>
@@ -57,3 +58,22 @@ uint64_t x509_path_cache_hits(X509PathCache *cache);
 int x509_chain_verify(const X509Root *root, const struct x509_der *bundle, size_t n, const struct x509_der *leaf,
 		      time_t t_doc, time_t t_verify, X509PathCache *cache, uint8_t ret_leaf_point[P384_POINT_LEN],
 		      char *reason, size_t reason_size);
+
+/* How x509_chain_verify_opts runs. By default the signature checks (one per link, and the caller's
+ * leaf_check) are split over the calling thread and one short-lived worker; the verdict and reason are the
+ * ones the one-by-one order gives. */
+struct x509_chain_opts {
+	bool sequential; /* all checks on the calling thread */
+	/* Optional: one more check that needs the leaf's public point (e.g. a document signature), run alongside
+	 * the chain's signatures, possibly on the worker thread. Called only when every non-signature check has
+	 * passed; when x509_chain_verify_opts returns 0 it has been called exactly once. It reports its verdict
+	 * through userdata (start that verdict as a failure: fail closed). */
+	void (*leaf_check)(const uint8_t leaf_point[P384_POINT_LEN], void *userdata);
+	void *userdata;
+};
+
+/* x509_chain_verify with opts (NULL: the defaults). */
+int x509_chain_verify_opts(const X509Root *root, const struct x509_der *bundle, size_t n,
+			   const struct x509_der *leaf, time_t t_doc, time_t t_verify, X509PathCache *cache,
+			   const struct x509_chain_opts *opts, uint8_t ret_leaf_point[P384_POINT_LEN], char *reason,
+			   size_t reason_size);
