@@ -324,7 +324,7 @@ struct job {
 	const size_t *lens, *starts;
 	size_t batch, tokens;
 	const float *ln_g, *ln_b, *ln_src;
-	size_t row_block; /* rows per run_gemm_ln task */
+	size_t row_tasks; /* run_gemm_ln tasks (rows split evenly, see row_bound) */
 };
 
 /* Product tasks: blocks of GEMM_MC rows (so a block of activations stays in L2 while panels stream past)
@@ -402,10 +402,19 @@ static void gemm(struct job *j, const float *a, size_t lda, const struct linear 
 		       ((j->tokens + GEMM_MC - 1) / GEMM_MC) * ((panels + GEMM_PANELS - 1) / GEMM_PANELS));
 }
 
+/* First row of task t of n over the batch's tokens: t/n of them, rounded down to whole register tiles. Tasks
+ * differ by at most one tile, so a thread count that divides n gets equal shares (a fixed block size left
+ * one thread a whole block more, e.g. 6 blocks against 5 for 1024 rows). */
+static size_t row_bound(const struct job *j, size_t t) {
+	if (t >= j->row_tasks) return j->tokens;
+	return j->tokens * t / j->row_tasks / KERNEL_MR * KERNEL_MR;
+}
+
 /* Whole rows per task: the product for a block of rows, then their residual LayerNorm into x, in one pass. */
 static void run_gemm_ln(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
-	size_t H = j->c->m->cfg.hidden, r0 = task * j->row_block, r1 = MIN(r0 + j->row_block, j->tokens);
+	size_t H = j->c->m->cfg.hidden, r0 = row_bound(j, task), r1 = row_bound(j, task + 1);
+	if (r0 == r1) return;
 	j->c->m->k->gemm(&j->g, r0, r1, 0, (j->g.n + KERNEL_NR - 1) / KERNEL_NR);
 	j->c->m->k->layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
@@ -420,15 +429,15 @@ static void gemm_residual_ln(struct job *j, const float *a, size_t lda, const st
 	size_t nt = threadpool_size(c->pool), tasks = (j->tokens + LN_ROWS - 1) / LN_ROWS;
 	j->ln_g = gamma, j->ln_b = beta, j->ln_src = tmp;
 	if (tasks >= 4 * nt) {
-		/* About four blocks per thread (balance), of at most KERNEL_MC rows (weights reused across rows). */
-		size_t rb = (j->tokens + 4 * nt - 1) / (4 * nt);
-		j->row_block = MIN((rb + KERNEL_MR - 1) / KERNEL_MR * KERNEL_MR, (size_t)KERNEL_MC);
-		tasks = (j->tokens + j->row_block - 1) / j->row_block;
+		/* A multiple of the thread count, at least four per thread (claiming evens out a slow thread),
+		 * of at most about KERNEL_MC rows (weights reused across rows). */
+		size_t per = MAX((size_t)4, (j->tokens + nt * KERNEL_MC - 1) / (nt * KERNEL_MC));
+		j->row_tasks = nt * per;
 		j->g = (struct gemm_args){
 			.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = c->x, .ldr = l->n,
 			.c = tmp, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = ACT_NONE,
 		};
-		threadpool_run(c->pool, run_gemm_ln, j, tasks);
+		threadpool_run(c->pool, run_gemm_ln, j, j->row_tasks);
 		return;
 	}
 	gemm(j, a, lda, l, c->x, tmp, ACT_NONE);

@@ -2,11 +2,16 @@
  *
  * One 64-bit word `state` holds (generation << 32 | next task). A thread claims a task with a compare-and-swap
  * that only succeeds within the generation it read, so a late worker can never run a task of a job that has
- * moved on, and fn/arg/ntasks (published before the generation) are stable while any claim on it succeeds. */
+ * moved on, and fn/arg/ntasks (published before the generation) are stable while any claim on it succeeds.
+ *
+ * When every task is claimed but some still run elsewhere, the caller spins briefly and then sleeps on the
+ * `done` futex until the last one finishes. Sleeping (rather than spinning or sched_yield()) matters on a busy
+ * machine: a worker preempted in mid-task waits in another CPU's run queue, and only an idle CPU makes the
+ * scheduler pull it over; a caller yielding in a loop keeps its CPU busy, so the whole run stalls for the
+ * other task's time slice. */
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -14,8 +19,11 @@
 #include "macro.h"
 #include "threadpool.h"
 
-#define SPIN_ROUNDS 50000
-#define YIELD_AFTER 500
+/* Pauses (about 30 ns each) before a waiting thread sleeps: a worker between runs about 1 ms (gaps within a
+ * forward pass are far shorter), the caller waiting for others' last tasks about 300 us (longer than one
+ * task of a short sequence's feed-forward product, so sleeping is for preemption, not the normal case). */
+#define WORKER_SPINS 40000
+#define WAIT_SPINS 10000
 
 struct threadpool {
 	unsigned n;
@@ -28,7 +36,8 @@ struct threadpool {
 	_Atomic uint64_t state;
 	_Atomic uint32_t gen;      /* futex word: the current generation */
 	_Atomic uint32_t sleepers; /* workers blocked in futex_wait on gen */
-	_Atomic uint64_t done;     /* tasks finished in the current generation */
+	_Atomic uint32_t done;     /* futex word: tasks finished in the current generation */
+	_Atomic uint32_t waiting;  /* the caller sleeps (or is about to) on done */
 	_Atomic uint32_t stop;
 };
 
@@ -64,7 +73,9 @@ static void work(struct threadpool *p, uint32_t g, unsigned tid) {
 							   memory_order_acquire))
 			continue;
 		fn(arg, i, tid);
-		atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
+		/* seq_cst, paired with the caller's store to waiting: one of us sees the other. */
+		if (atomic_fetch_add(&p->done, 1) + 1 == n && tid != 0 && atomic_load(&p->waiting))
+			futex_wake(&p->done);
 		s = atomic_load_explicit(&p->state, memory_order_acquire);
 	}
 }
@@ -78,13 +89,10 @@ static void *worker(void *x) {
 		uint32_t g;
 		int spins = 0;
 		while ((g = atomic_load_explicit(&p->gen, memory_order_acquire)) == seen) {
-			if (spins++ < SPIN_ROUNDS) {
-				/* Yield now and then so an oversubscribed machine's other threads (our caller
-				 * among them) are not starved by our waiting. */
-				if (spins % YIELD_AFTER == 0)
-					sched_yield();
-				else
-					cpu_relax();
+			/* Then sleep rather than yield: an idle CPU is what lets the scheduler move a preempted
+			 * caller over to it (see the top comment). */
+			if (spins++ < WORKER_SPINS) {
+				cpu_relax();
 				continue;
 			}
 			atomic_fetch_add(&p->sleepers, 1);
@@ -153,11 +161,12 @@ void threadpool_run(struct threadpool *p, threadpool_fn fn, void *arg, unsigned 
 	atomic_store(&p->gen, g); /* seq_cst: pairs with the sleepers count (no lost wake-up) */
 	if (atomic_load(&p->sleepers)) futex_wake(&p->gen);
 	work(p, g, 0);
-	/* Every task is claimed; wait for the ones still running elsewhere. Spin briefly, then yield: on a
-	 * busy machine the thread we wait for may need this CPU to finish. */
-	for (unsigned i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < ntasks; i++)
-		if (i < YIELD_AFTER)
-			cpu_relax();
-		else
-			sched_yield();
+	/* Every task is claimed; wait for the ones still running elsewhere: spin briefly, then sleep. */
+	for (unsigned i = 0; i < WAIT_SPINS; i++) {
+		if (atomic_load_explicit(&p->done, memory_order_acquire) >= ntasks) return;
+		cpu_relax();
+	}
+	atomic_store(&p->waiting, 1);
+	for (uint32_t d; (d = atomic_load(&p->done)) < ntasks;) futex_wait(&p->done, d);
+	atomic_store_explicit(&p->waiting, 0, memory_order_relaxed);
 }
