@@ -46,6 +46,17 @@ static void buf_add(struct buf *b, const char *s, size_t n) {
 static void buf_adds(struct buf *b, const char *s) { buf_add(b, s, strlen(s)); }
 static void buf_addc(struct buf *b, char c) { buf_add(b, &c, 1); }
 
+/* The credential scope "YYYYMMDD/region/service/aws4_request" (amz_date's first 8 characters are the date):
+ * in the string to sign, the Authorization header and a presigned X-Amz-Credential alike. */
+static void buf_add_scope(struct buf *b, const char *amz_date, const char *region, const char *service) {
+	buf_add(b, amz_date, 8);
+	buf_addc(b, '/');
+	buf_adds(b, region);
+	buf_addc(b, '/');
+	buf_adds(b, service);
+	buf_adds(b, "/" TERMINATOR);
+}
+
 static char *buf_steal(struct buf *b) {
 	if (!b->p) buf_add(b, "", 0);
 	if (b->err) {
@@ -433,12 +444,8 @@ static int finish(const char *method, const char *uri, const char *query, const 
 	buf_adds(&sts, ALGORITHM "\n");
 	buf_adds(&sts, amz_date);
 	buf_addc(&sts, '\n');
-	buf_adds(&sts, date8);
-	buf_addc(&sts, '/');
-	buf_adds(&sts, region);
-	buf_addc(&sts, '/');
-	buf_adds(&sts, service);
-	buf_adds(&sts, "/" TERMINATOR "\n");
+	buf_add_scope(&sts, amz_date, region, service);
+	buf_addc(&sts, '\n');
 	buf_adds(&sts, crhash);
 	if (sts.err) return sts.err;
 	int r = compute_signature(secret, date8, region, service, sts.p, ret->signature);
@@ -504,12 +511,8 @@ int sigv4_sign(const struct sigv4_request *req, const struct sigv4_credentials *
 	buf_adds(&auth, ALGORITHM " Credential=");
 	buf_adds(&auth, creds->access_key_id);
 	buf_addc(&auth, '/');
-	buf_add(&auth, res.amz_date, 8);
-	buf_addc(&auth, '/');
-	buf_adds(&auth, params->region);
-	buf_addc(&auth, '/');
-	buf_adds(&auth, params->service);
-	buf_adds(&auth, "/" TERMINATOR ", SignedHeaders=");
+	buf_add_scope(&auth, res.amz_date, params->region, params->service);
+	buf_adds(&auth, ", SignedHeaders=");
 	buf_adds(&auth, names.p ? names.p : "");
 	buf_adds(&auth, ", Signature=");
 	buf_adds(&auth, res.signature);
@@ -542,12 +545,7 @@ int sigv4_presign(const struct sigv4_request *req, const struct sigv4_credential
 	if (r < 0) goto fail;
 	buf_adds(&cred, creds->access_key_id);
 	buf_addc(&cred, '/');
-	buf_add(&cred, res.amz_date, 8);
-	buf_addc(&cred, '/');
-	buf_adds(&cred, params->region);
-	buf_addc(&cred, '/');
-	buf_adds(&cred, params->service);
-	buf_adds(&cred, "/" TERMINATOR);
+	buf_add_scope(&cred, res.amz_date, params->region, params->service);
 	if ((r = cred.err ? cred.err : names.err) < 0) goto fail;
 	const char *extra[12] = {"X-Amz-Algorithm", ALGORITHM, "X-Amz-Credential", cred.p, "X-Amz-Date",
 				 res.amz_date, "X-Amz-Expires", expires, "X-Amz-SignedHeaders", names.p ? names.p : ""};
