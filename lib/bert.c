@@ -428,10 +428,10 @@ static void gemm_residual_ln(struct job *j, const float *a, size_t lda, const st
 	struct bert_ctx *c = j->c;
 	size_t nt = threadpool_size(c->pool), tasks = (j->tokens + LN_ROWS - 1) / LN_ROWS;
 	j->ln_g = gamma, j->ln_b = beta, j->ln_src = tmp;
-	if (tasks >= 4 * nt) {
-		/* A multiple of the thread count, at least four per thread (claiming evens out a slow thread),
-		 * of at most about KERNEL_MC rows (weights reused across rows). */
-		size_t per = MAX((size_t)4, (j->tokens + nt * KERNEL_MC - 1) / (nt * KERNEL_MC));
+	if (j->tokens >= nt * KERNEL_MC / 2) {
+		/* A multiple of the thread count, of at most about KERNEL_MC rows: every task streams the whole
+		 * weight matrix past its rows, so fewer, taller tasks read the weights fewer times. */
+		size_t per = (j->tokens + nt * KERNEL_MC - 1) / (nt * KERNEL_MC);
 		j->row_tasks = nt * per;
 		j->g = (struct gemm_args){
 			.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = c->x, .ldr = l->n,

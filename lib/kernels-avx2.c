@@ -60,22 +60,32 @@ AVX2_INLINE __m256 gelu256(__m256 x) {
  * through tile_partial's padded copies. */
 AVX2_INLINE void kernel_tile(const size_t MR, const float *a, size_t lda, const float *b, size_t kc, float *c,
 			     size_t ldc, bool first, bool last, const float *bias, const float *res, size_t ldr,
-			     int act) {
+			     int act, const float *pf) {
 	__m256 c0[KERNEL_MR], c1[KERNEL_MR];
 #pragma GCC unroll 6
 	for (size_t r = 0; r < MR; r++) {
 		c0[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
 		c1[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
 	}
-	for (size_t k = 0; k < kc; k++) {
-		__m256 b0 = _mm256_load_ps(b + k * KERNEL_NR), b1 = _mm256_load_ps(b + k * KERNEL_NR + 8);
-#pragma GCC unroll 6
-		for (size_t r = 0; r < MR; r++) {
-			__m256 av = _mm256_broadcast_ss(a + r * lda + k);
-			c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);
-			c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);
+	/* pf: the panel the next tile needs, a cache line per k step; weights come from memory once per pass,
+	 * and without this the first tile of each panel waits for every line of it. */
+#define TILE_STEP(k)                                                                                           \
+	do {                                                                                                   \
+		__m256 b0 = _mm256_load_ps(b + (k) * KERNEL_NR), b1 = _mm256_load_ps(b + (k) * KERNEL_NR + 8);  \
+		_Pragma("GCC unroll 6") for (size_t r = 0; r < MR; r++) {                                      \
+			__m256 av = _mm256_broadcast_ss(a + r * lda + (k));                                    \
+			c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);                                                \
+			c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);                                                \
+		}                                                                                              \
+	} while (0)
+	if (pf)
+		for (size_t k = 0; k < kc; k++) {
+			_mm_prefetch((const char *)(pf + k * KERNEL_NR), _MM_HINT_T0);
+			TILE_STEP(k);
 		}
-	}
+	else
+		for (size_t k = 0; k < kc; k++) TILE_STEP(k);
+#undef TILE_STEP
 	if (last) {
 		__m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
 		if (bias) bias0 = _mm256_loadu_ps(bias), bias1 = _mm256_loadu_ps(bias + 8);
@@ -103,8 +113,8 @@ AVX2_INLINE void kernel_tile(const size_t MR, const float *a, size_t lda, const 
 #define TILE(M)                                                                                                \
 	AVX2 static void kernel_##M##x16(const float *a, size_t lda, const float *b, size_t kc, float *c,       \
 					 size_t ldc, bool first, bool last, const float *bias, const float *res, \
-					 size_t ldr, int act) {                                                  \
-		kernel_tile(M, a, lda, b, kc, c, ldc, first, last, bias, res, ldr, act);                        \
+					 size_t ldr, int act, const float *pf) {                                 \
+		kernel_tile(M, a, lda, b, kc, c, ldc, first, last, bias, res, ldr, act, pf);                    \
 	}
 TILE(1)
 TILE(2)
@@ -115,7 +125,7 @@ TILE(6)
 #undef TILE
 
 typedef void (*tile_fn)(const float *a, size_t lda, const float *b, size_t kc, float *c, size_t ldc, bool first,
-			bool last, const float *bias, const float *res, size_t ldr, int act);
+			bool last, const float *bias, const float *res, size_t ldr, int act, const float *pf);
 static const tile_fn tiles[KERNEL_MR + 1] = {NULL,	   kernel_1x16, kernel_2x16, kernel_3x16,
 					     kernel_4x16, kernel_5x16, kernel_6x16};
 
@@ -130,7 +140,7 @@ AVX2 static void tile_partial(const struct gemm_args *g, size_t mr, size_t i, si
 	}
 	if (last && g->bias) memcpy(bias, g->bias + n0, nr * sizeof(float));
 	tiles[mr](g->a + i * g->lda + k0, g->lda, g->packed + (p * g->k + k0) * KERNEL_NR, kc, c, KERNEL_NR, first,
-		  last, g->bias ? bias : NULL, g->res ? res : NULL, KERNEL_NR, g->act);
+		  last, g->bias ? bias : NULL, g->res ? res : NULL, KERNEL_NR, g->act, NULL);
 	for (size_t r = 0; r < mr; r++) memcpy(g->c + (i + r) * g->ldc + n0, c + r * KERNEL_NR, nr * sizeof(float));
 }
 
@@ -144,6 +154,10 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 		for (size_t p = p0; p < p1; p++) {
 			size_t n0 = p * KERNEL_NR;
 			const float *b = g->packed + (p * g->k + k0) * KERNEL_NR;
+			/* The next panel of this K block (or the first of the next block): kc lines either way. */
+			const float *next = p + 1 < p1 ? b + g->k * KERNEL_NR
+				: k0 + kc < g->k ? g->packed + (p0 * g->k + k0 + kc) * KERNEL_NR : NULL;
+			if (next && p + 1 >= p1 && g->k - k0 - kc < kc) next = NULL; /* a shorter last block */
 			for (size_t i = m0; i < m1; i += KERNEL_MR) {
 				size_t mr = MIN(m1 - i, (size_t)KERNEL_MR);
 				if (g->n - n0 < KERNEL_NR)
@@ -151,7 +165,8 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 				else
 					tiles[mr](g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0, g->ldc,
 						  first, last, g->bias ? g->bias + n0 : NULL,
-						  g->res ? g->res + i * g->ldr + n0 : NULL, g->ldr, g->act);
+						  g->res ? g->res + i * g->ldr + n0 : NULL, g->ldr, g->act,
+						  i == m0 ? next : NULL);
 			}
 		}
 	}
