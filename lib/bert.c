@@ -203,12 +203,19 @@ static int load_linear(const struct safetensors *st, const char *prefix, const c
 	return 0;
 }
 
+int bert_kernels_flags(const char *name, unsigned *ret_flags) {
+	if (strcmp(name, "portable") == 0) *ret_flags = BERT_LOAD_PORTABLE;
+	else if (strcmp(name, "avx2") == 0) *ret_flags = 0;
+	else return -EINVAL;
+	return 0;
+}
+
 int bert_model_load(const struct bert_config *cfg, const struct safetensors *st, unsigned flags,
 		    struct bert_model **ret, char *err, size_t errsz) {
 	struct bert_model *m = calloc(1, sizeof *m);
 	if (!m) return -ENOMEM;
 	m->cfg = *cfg;
-	m->k = kernels_select(flags & BERT_LOAD_PORTABLE);
+	m->k = kernels_select(flags & BERT_LOAD_PORTABLE ? KERNELS_PORTABLE : KERNELS_AVX2);
 	size_t H = cfg->hidden, I = cfg->intermediate;
 	float *tmp = malloc(MAX(3 * H * H, I * H) * sizeof(float));
 	int r = -ENOMEM;
@@ -324,20 +331,20 @@ struct job {
 	const size_t *lens, *starts;
 	size_t batch, tokens;
 	const float *ln_g, *ln_b, *ln_src;
-	size_t row_tasks; /* run_gemm_ln tasks (rows split evenly, see row_bound) */
+	size_t row_tasks;   /* run_gemm_ln tasks (rows split evenly, see row_bound) */
+	size_t task_panels; /* panels per run_gemm task */
 };
 
 /* Product tasks: blocks of GEMM_MC rows (so a block of activations stays in L2 while panels stream past)
- * by GEMM_PANELS panels. */
+ * by j->task_panels panels (see gemm()). */
 #define GEMM_MC KERNEL_MC
-#define GEMM_PANELS 2
 
 static void run_gemm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
-	size_t panels = (j->g.n + KERNEL_NR - 1) / KERNEL_NR, pt = (panels + GEMM_PANELS - 1) / GEMM_PANELS;
-	size_t mb = task / pt, pb = task % pt;
-	size_t m0 = mb * GEMM_MC, p0 = pb * GEMM_PANELS;
-	j->c->m->k->gemm(&j->g, m0, MIN(m0 + GEMM_MC, j->g.m), p0, MIN(p0 + GEMM_PANELS, panels));
+	size_t panels = (j->g.n + KERNEL_NR - 1) / KERNEL_NR, tp = j->task_panels;
+	size_t pt = (panels + tp - 1) / tp, mb = task / pt, pb = task % pt;
+	size_t m0 = mb * GEMM_MC, p0 = pb * tp;
+	j->c->m->k->gemm(&j->g, m0, MIN(m0 + GEMM_MC, j->g.m), p0, MIN(p0 + tp, panels));
 }
 
 /* Rows per LayerNorm task; a multiple of KERNEL_MR so row tasks use full register tiles. */
@@ -397,9 +404,14 @@ static void gemm(struct job *j, const float *a, size_t lda, const struct linear 
 		.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = res, .ldr = l->n,
 		.c = out, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = act,
 	};
-	size_t panels = (l->n + KERNEL_NR - 1) / KERNEL_NR;
-	threadpool_run(j->c->pool, run_gemm, j,
-		       ((j->tokens + GEMM_MC - 1) / GEMM_MC) * ((panels + GEMM_PANELS - 1) / GEMM_PANELS));
+	/* About four tasks per thread (claiming evens out a slow thread), each as many panels wide as that
+	 * allows: a task's kernel prefetches each panel while it works on the one before, so only its first
+	 * panel comes cold from memory. An even count keeps AVX-512's panel pairs whole. */
+	size_t panels = (l->n + KERNEL_NR - 1) / KERNEL_NR, mblocks = (j->tokens + GEMM_MC - 1) / GEMM_MC;
+	size_t want = 4 * threadpool_size(j->c->pool), splits = (want + mblocks - 1) / mblocks;
+	size_t tp = (panels + splits - 1) / splits;
+	j->task_panels = MAX((size_t)2, (tp + 1) & ~(size_t)1);
+	threadpool_run(j->c->pool, run_gemm, j, mblocks * ((panels + j->task_panels - 1) / j->task_panels));
 }
 
 /* First row of task t of n over the batch's tokens: t/n of them, rounded down to whole register tiles. Tasks

@@ -34,6 +34,10 @@ enum {
 	BERT_LOAD_PORTABLE = 1u << 0, /* never use the AVX2/FMA kernels (testing, comparison) */
 };
 
+/* BERT_LOAD_* bits for a kernel set named on a command line: "portable" or "avx2" (used when the CPU has
+ * AVX2 and FMA). -EINVAL for another name. */
+int bert_kernels_flags(const char *name, unsigned *ret_flags);
+
 /* Copy the weights for cfg out of st (names with or without "bert."; F32/F16/BF16). Missing tensors and
  * wrong shapes are errors naming the tensor. */
 int bert_model_load(const struct bert_config *cfg, const struct safetensors *st, unsigned flags,

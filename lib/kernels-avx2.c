@@ -15,7 +15,8 @@
 
 /* e^x for x in float range: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r, 2^n via the exponent. */
 AVX2_INLINE __m256 exp256(__m256 x) {
-	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+	/* Above -86.6 the result stays a normal float: a denormal costs a microcode assist per operation. */
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-86.6f)), _mm256_set1_ps(88.3f));
 	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
 				   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
@@ -34,7 +35,9 @@ AVX2_INLINE __m256 exp256(__m256 x) {
 /* erf(x) by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7, below float resolution near 1). */
 AVX2_INLINE __m256 erf256(__m256 x) {
 	__m256 sign = _mm256_and_ps(x, _mm256_set1_ps(-0.0f));
-	__m256 ax = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x);
+	/* erf(4) is 1 - 1.5e-8, which rounds to 1 as does the formula from 4 on; clamping keeps e^(-x²) far
+	 * from the denormal range (see exp256). */
+	__m256 ax = _mm256_min_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(4.0f));
 	__m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(ax, _mm256_set1_ps(0.3275911f),
 								       _mm256_set1_ps(1.0f)));
 	__m256 p = _mm256_set1_ps(1.061405429f);
@@ -53,6 +56,7 @@ AVX2_INLINE __m256 gelu256(__m256 x) {
 	return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
+
 /* The MR x 16 register tile (MR <= 6): 2 MR accumulators, 2 panel vectors and a broadcast fit the 16 ymm
  * registers. Adds a[0..MR) x b over kc into c (or starts from zero when first), then, when last, adds bias
  * and residual and applies the activation. MR is a constant in each instantiation below, so the row loops
@@ -67,8 +71,8 @@ AVX2_INLINE void kernel_tile(const size_t MR, const float *a, size_t lda, const 
 		c0[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
 		c1[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
 	}
-	/* pf: the panel the next tile needs, a cache line per k step; weights come from memory once per pass,
-	 * and without this the first tile of each panel waits for every line of it. */
+	/* pf: a cache line per k step of what comes next (see gemm_avx2): weights come from memory once per
+	 * pass, and without this the first tile of each panel waits for every line of it. */
 #define TILE_STEP(k)                                                                                           \
 	do {                                                                                                   \
 		__m256 b0 = _mm256_load_ps(b + (k) * KERNEL_NR), b1 = _mm256_load_ps(b + (k) * KERNEL_NR + 8);  \
@@ -145,19 +149,19 @@ AVX2 static void tile_partial(const struct gemm_args *g, size_t mr, size_t i, si
 }
 
 AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_end, size_t p0, size_t p1) {
+	size_t kcb = kernels_kc(g->k), panel = g->k * KERNEL_NR; /* floats per packed panel */
 	/* Row blocks of KERNEL_MC keep a block of activations in L2 while the panels stream past. */
 	for (size_t m0 = m_begin; m0 < m_end; m0 += KERNEL_MC) {
 	size_t m1 = MIN(m0 + KERNEL_MC, m_end);
-	for (size_t k0 = 0; k0 < g->k; k0 += KERNEL_KC) {
-		size_t kc = MIN(g->k - k0, (size_t)KERNEL_KC);
+	for (size_t k0 = 0; k0 < g->k; k0 += kcb) {
+		size_t kc = MIN(g->k - k0, kcb);
 		bool first = k0 == 0, last = k0 + kc == g->k;
 		for (size_t p = p0; p < p1; p++) {
 			size_t n0 = p * KERNEL_NR;
-			const float *b = g->packed + (p * g->k + k0) * KERNEL_NR;
-			/* The next panel of this K block (or the first of the next block): kc lines either way. */
-			const float *next = p + 1 < p1 ? b + g->k * KERNEL_NR
-				: k0 + kc < g->k ? g->packed + (p0 * g->k + k0 + kc) * KERNEL_NR : NULL;
-			if (next && p + 1 >= p1 && g->k - k0 - kc < kc) next = NULL; /* a shorter last block */
+			const float *b = g->packed + p * panel + k0 * KERNEL_NR;
+			/* The first tile fetches the next panel of this block for the others; the last panel,
+			 * nothing knowing what comes after it, reads its own lines a little ahead. */
+			const float *pf = p + 1 < p1 ? b + panel : b + KERNEL_PF_AHEAD * KERNEL_NR;
 			for (size_t i = m0; i < m1; i += KERNEL_MR) {
 				size_t mr = MIN(m1 - i, (size_t)KERNEL_MR);
 				if (g->n - n0 < KERNEL_NR)
@@ -166,7 +170,7 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 					tiles[mr](g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0, g->ldc,
 						  first, last, g->bias ? g->bias + n0 : NULL,
 						  g->res ? g->res + i * g->ldr + n0 : NULL, g->ldr, g->act,
-						  i == m0 ? next : NULL);
+						  i == m0 ? pf : NULL);
 			}
 		}
 	}

@@ -93,9 +93,10 @@ const struct kernels kernels_portable = {
 	.layernorm = kernels_layernorm,
 };
 
-const struct kernels *kernels_select(bool force_portable) {
+const struct kernels *kernels_select(enum kernels_level max) {
 #if defined(__x86_64__)
-	if (!force_portable && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &kernels_avx2;
+	if (max >= KERNELS_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+		return &kernels_avx2;
 #endif
 	return &kernels_portable;
 }

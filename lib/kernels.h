@@ -9,7 +9,7 @@
 
 #define KERNEL_NR 16  /* columns per packed panel */
 #define KERNEL_MR 6   /* activation rows per register tile */
-#define KERNEL_KC 256 /* K block: one panel block (16 KiB) stays in L1 */
+#define KERNEL_KC 256 /* longest K block: one panel block (16 KiB) stays in L1 */
 #define KERNEL_MC 96  /* row block: 96 x KC activations (96 KiB) stay in L2 */
 
 enum { ACT_NONE, ACT_GELU };
@@ -40,8 +40,22 @@ struct kernels {
 			  const float *beta, float eps);
 };
 
-/* Best available on this CPU (AVX2+FMA when present), or the portable one when force_portable. */
-const struct kernels *kernels_select(bool force_portable);
+/* Length of the K blocks for a product with k rows: equal blocks of at most KERNEL_KC (384 is 192 + 192, not
+ * 256 + 128), so a block's prefetch of the next one covers all of it. */
+static inline size_t kernels_kc(size_t k) {
+	size_t blocks = (k + KERNEL_KC - 1) / KERNEL_KC;
+	return (k + blocks - 1) / blocks;
+}
+
+/* Prefetch distance, in k steps (cache lines of a panel), for a panel no earlier tile has prefetched. */
+#define KERNEL_PF_AHEAD 16
+
+/* Kernel sets, slowest first. (An AVX-512 set, 12 x 32 register tiles, was measured and dropped: on Zen 4,
+ * which runs 512-bit FMAs as two 256-bit halves, it was no faster at small shapes and 10% slower at 32x32.) */
+enum kernels_level { KERNELS_PORTABLE, KERNELS_AVX2 };
+
+/* The fastest set this CPU runs, up to max. */
+const struct kernels *kernels_select(enum kernels_level max);
 
 /* Bytes of a packed N x K weight; pack W (N x K, row-major) into dst. */
 size_t kernels_packed_size(size_t n, size_t k);

@@ -29,8 +29,9 @@ static double bench(const struct kernels *k, size_t m, size_t n, size_t kk, int 
 int main(void) {
 	static const size_t shapes[][3] = {{128, 1152, 384}, {128, 384, 384}, {128, 1536, 384}, {128, 384, 1536},
 					   {16, 1536, 384}, {1024, 1536, 384}};
-	for (int p = 0; p < 2; p++) {
-		const struct kernels *k = kernels_select(p == 1);
+	for (int level = KERNELS_AVX2; level >= KERNELS_PORTABLE; level--) {
+		const struct kernels *k = kernels_select(level);
+		if (level > KERNELS_PORTABLE && k == kernels_select(level - 1)) continue; /* not on this CPU */
 		for (size_t i = 0; i < ARRAY_SIZE(shapes); i++)
 			printf("gemm kernels=%s m=%zu n=%zu k=%zu gflops=%.1f%s\n", k->name, shapes[i][0], shapes[i][1],
 			       shapes[i][2], bench(k, shapes[i][0], shapes[i][1], shapes[i][2], ACT_NONE),

@@ -20,6 +20,7 @@ static int verb_bench(int argc, char **argv) {
 		{"threads", required_argument, NULL, 't'},
 		{"iterations", required_argument, NULL, 'n'},
 		{"portable", no_argument, NULL, 'p'},
+		{"kernels", required_argument, NULL, 'k'},
 		{},
 	};
 	const char *dir = NULL;
@@ -41,7 +42,13 @@ static int verb_bench(int argc, char **argv) {
 			if (parse_u64(optarg, 1000000, &iters) < 0 || iters == 0) return command_usage("bench");
 			break;
 		case 'p':
-			flags |= BERT_LOAD_PORTABLE;
+			flags = BERT_LOAD_PORTABLE;
+			break;
+		case 'k':
+			if (bert_kernels_flags(optarg, &flags) < 0) {
+				fprintf(stderr, "error: --kernels takes avx2 or portable\n");
+				return 2;
+			}
 			break;
 		default:
 			return command_usage("bench");
@@ -105,5 +112,5 @@ static int verb_bench(int argc, char **argv) {
 	embedder_free(e);
 	return 0;
 }
-EML_COMMAND(bench, "bench", "--model DIR --shape BxT [--threads N] [--iterations N] [--portable]",
+EML_COMMAND(bench, "bench", "--model DIR --shape BxT [--threads N] [--iterations N] [--kernels SET]",
 	    "time the local encoder on B sequences of T tokens", verb_bench);

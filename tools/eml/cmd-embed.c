@@ -14,6 +14,7 @@ static int verb_embed(int argc, char **argv) {
 		{"batch", required_argument, NULL, 'b'},
 		{"threads", required_argument, NULL, 't'},
 		{"portable", no_argument, NULL, 'p'},
+		{"kernels", required_argument, NULL, 'k'},
 		{"endpoint", required_argument, NULL, 'e'},
 		{"policy", required_argument, NULL, 'P'},
 		{},
@@ -37,7 +38,13 @@ static int verb_embed(int argc, char **argv) {
 			if (parse_u64(optarg, 256, &threads) < 0 || threads == 0) return command_usage("embed");
 			break;
 		case 'p':
-			flags |= BERT_LOAD_PORTABLE;
+			flags = BERT_LOAD_PORTABLE;
+			break;
+		case 'k':
+			if (bert_kernels_flags(optarg, &flags) < 0) {
+				fprintf(stderr, "error: --kernels takes avx2 or portable\n");
+				return 2;
+			}
 			break;
 		case 'e':
 		case 'P':
@@ -84,5 +91,5 @@ static int verb_embed(int argc, char **argv) {
 	embedder_free(e);
 	return rc;
 }
-EML_COMMAND(embed, "embed", "--model DIR [--batch N] [--threads N] [--portable] TEXT...",
+EML_COMMAND(embed, "embed", "--model DIR [--batch N] [--threads N] [--kernels SET] TEXT...",
 	    "sentence embeddings computed locally: JSON {dim, embeddings}", verb_embed);
