@@ -312,8 +312,8 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	if (maxlen > c->cap_len) {
 		size_t d = cfg->hidden / cfg->heads;
 		free_secret(c->scratch, c->scratch ? c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float) : 0);
-		c->scratch_per_thread = (d + 2) * (maxlen + 8);
-		c->scratch = malloc(c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float));
+		c->scratch_per_thread = kernels_attention_scratch(maxlen, d);
+		c->scratch = aligned_alloc(64, c->scratch_per_thread * threadpool_size(c->pool) * sizeof(float));
 		c->cap_len = maxlen;
 		if (!c->scratch) {
 			c->cap_len = 0;
@@ -404,22 +404,23 @@ static void gemm(struct job *j, const float *a, size_t lda, const struct linear 
 		.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = res, .ldr = l->n,
 		.c = out, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = act,
 	};
-	/* About four tasks per thread (claiming evens out a slow thread), each as many panels wide as that
-	 * allows: a task's kernel prefetches each panel while it works on the one before, so only its first
-	 * panel comes cold from memory. An even count keeps AVX-512's panel pairs whole. */
+	/* At least eight tasks per thread, so that claiming evens the threads out to within a small share
+	 * (11 whole row blocks of 1024 rows left one thread 6 of them and the other 5), each as many panels
+	 * wide as that allows: a task's kernel prefetches each panel while it works on the one before, so
+	 * only its first panel comes cold from memory. */
 	size_t panels = (l->n + KERNEL_NR - 1) / KERNEL_NR, mblocks = (j->tokens + GEMM_MC - 1) / GEMM_MC;
-	size_t want = 4 * threadpool_size(j->c->pool), splits = (want + mblocks - 1) / mblocks;
-	size_t tp = (panels + splits - 1) / splits;
-	j->task_panels = MAX((size_t)2, (tp + 1) & ~(size_t)1);
+	size_t want = 8 * threadpool_size(j->c->pool), splits = MIN(panels, (want + mblocks - 1) / mblocks);
+	j->task_panels = (panels + splits - 1) / splits;
 	threadpool_run(j->c->pool, run_gemm, j, mblocks * ((panels + j->task_panels - 1) / j->task_panels));
 }
 
-/* First row of task t of n over the batch's tokens: t/n of them, rounded down to whole register tiles. Tasks
- * differ by at most one tile, so a thread count that divides n gets equal shares (a fixed block size left
- * one thread a whole block more, e.g. 6 blocks against 5 for 1024 rows). */
+/* First row of task t of n over the batch's tokens: t/n of them, rounded down to an even row. Tasks differ by
+ * at most two rows, so a thread count that divides n gets equal shares (a fixed block size left one thread
+ * a whole block more, e.g. 6 blocks against 5 for 1024 rows; whole register tiles left 60 rows against 68
+ * for 128). The kernel takes any row count at full speed but 1 or 2 left over (see gemm_avx2). */
 static size_t row_bound(const struct job *j, size_t t) {
 	if (t >= j->row_tasks) return j->tokens;
-	return j->tokens * t / j->row_tasks / KERNEL_MR * KERNEL_MR;
+	return j->tokens * t / j->row_tasks & ~(size_t)1;
 }
 
 /* Whole rows per task: the product for a block of rows, then their residual LayerNorm into x, in one pass. */

@@ -162,8 +162,10 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 			/* The first tile fetches the next panel of this block for the others; the last panel,
 			 * nothing knowing what comes after it, reads its own lines a little ahead. */
 			const float *pf = p + 1 < p1 ? b + panel : b + KERNEL_PF_AHEAD * KERNEL_NR;
-			for (size_t i = m0; i < m1; i += KERNEL_MR) {
-				size_t mr = MIN(m1 - i, (size_t)KERNEL_MR);
+			for (size_t i = m0, mr; i < m1; i += mr) {
+				/* 7 or 8 rows left go as 4 + 3 or 4 + 4: a 1- or 2-row tile has too few
+				 * accumulators to cover the FMA latency and runs at half speed or less. */
+				mr = m1 - i == 7 || m1 - i == 8 ? 4 : MIN(m1 - i, (size_t)KERNEL_MR);
 				if (g->n - n0 < KERNEL_NR)
 					tile_partial(g, mr, i, p, k0, kc, first, last);
 				else
@@ -191,47 +193,15 @@ AVX2_INLINE float hmax(__m256 v) {
 	return _mm_cvtss_f32(s);
 }
 
-/* Scores for query rows r0..r0+R of one head: s[r][j] = scale * q_r · k_j, from Kᵀ (d x Lp). Two query
- * rows x two 8-key blocks per step: four independent FMA chains sharing loads. */
-AVX2_INLINE void scores2(const float *q0, const float *q1, const float *kt, size_t Lp, size_t d, float scale,
-			 float *s0, float *s1) {
-	__m256 sc = _mm256_set1_ps(scale);
-	size_t j = 0;
-	for (; j + 16 <= Lp; j += 16) {
-		__m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
-		for (size_t t = 0; t < d; t++) {
-			__m256 k0 = _mm256_loadu_ps(kt + t * Lp + j), k1 = _mm256_loadu_ps(kt + t * Lp + j + 8);
-			__m256 x0 = _mm256_broadcast_ss(q0 + t), x1 = _mm256_broadcast_ss(q1 + t);
-			a00 = _mm256_fmadd_ps(x0, k0, a00);
-			a01 = _mm256_fmadd_ps(x0, k1, a01);
-			a10 = _mm256_fmadd_ps(x1, k0, a10);
-			a11 = _mm256_fmadd_ps(x1, k1, a11);
-		}
-		_mm256_storeu_ps(s0 + j, _mm256_mul_ps(a00, sc));
-		_mm256_storeu_ps(s0 + j + 8, _mm256_mul_ps(a01, sc));
-		_mm256_storeu_ps(s1 + j, _mm256_mul_ps(a10, sc));
-		_mm256_storeu_ps(s1 + j + 8, _mm256_mul_ps(a11, sc));
-	}
-	for (; j < Lp; j += 8) {
-		__m256 a0 = _mm256_setzero_ps(), a1 = a0;
-		for (size_t t = 0; t < d; t++) {
-			__m256 k0 = _mm256_loadu_ps(kt + t * Lp + j);
-			a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q0 + t), k0, a0);
-			a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q1 + t), k0, a1);
-		}
-		_mm256_storeu_ps(s0 + j, _mm256_mul_ps(a0, sc));
-		_mm256_storeu_ps(s1 + j, _mm256_mul_ps(a1, sc));
-	}
-}
-
-/* Unnormalised softmax over s[0..L) in place (padding up to Lp becomes 0); returns 1 / sum. */
-AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp) {
+/* In place over s[0..Lp): e^(scale (s_j - max)) for j < L, 0 for the padding; returns 1 / their sum. The
+ * scale goes in here rather than into the product, which has no epilogue for it. */
+AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp, float scale) {
 	for (size_t j = L; j < Lp; j++) s[j] = -INFINITY;
 	__m256 vmax = _mm256_set1_ps(-INFINITY);
 	for (size_t j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
-	__m256 mx = _mm256_set1_ps(hmax(vmax)), vsum = _mm256_setzero_ps();
+	__m256 mx = _mm256_set1_ps(hmax(vmax)), sc = _mm256_set1_ps(scale), vsum = _mm256_setzero_ps();
 	for (size_t j = 0; j < Lp; j += 8) {
-		__m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx));
+		__m256 e = exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx), sc));
 		if (j + 8 > L) /* exp256 clamps, so padding lanes are masked to exactly 0 */
 			e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)j),
 									 _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)),
@@ -239,59 +209,39 @@ AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp) {
 		_mm256_storeu_ps(s + j, e);
 		vsum = _mm256_add_ps(vsum, e);
 	}
-	float sum = hsum(vsum);
-	return 1.0f / sum;
+	return 1.0f / hsum(vsum);
 }
 
-/* out rows r0, r1 = p0 V, p1 V for 32 columns starting at c: 8 independent chains. */
-AVX2_INLINE void pv2(const float *p0, const float *p1, const float *v, size_t ld, size_t L, float inv0,
-		     float inv1, float *o0, float *o1) {
-	__m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-	for (size_t j = 0; j < L; j++) {
-		const float *vj = v + j * ld;
-		__m256 v0 = _mm256_loadu_ps(vj), v1 = _mm256_loadu_ps(vj + 8), v2 = _mm256_loadu_ps(vj + 16),
-		       v3 = _mm256_loadu_ps(vj + 24);
-		__m256 x = _mm256_broadcast_ss(p0 + j), y = _mm256_broadcast_ss(p1 + j);
-		a0 = _mm256_fmadd_ps(x, v0, a0);
-		a1 = _mm256_fmadd_ps(x, v1, a1);
-		a2 = _mm256_fmadd_ps(x, v2, a2);
-		a3 = _mm256_fmadd_ps(x, v3, a3);
-		b0 = _mm256_fmadd_ps(y, v0, b0);
-		b1 = _mm256_fmadd_ps(y, v1, b1);
-		b2 = _mm256_fmadd_ps(y, v2, b2);
-		b3 = _mm256_fmadd_ps(y, v3, b3);
-	}
-	__m256 i0 = _mm256_set1_ps(inv0), i1 = _mm256_set1_ps(inv1);
-	_mm256_storeu_ps(o0, _mm256_mul_ps(a0, i0));
-	_mm256_storeu_ps(o0 + 8, _mm256_mul_ps(a1, i0));
-	_mm256_storeu_ps(o0 + 16, _mm256_mul_ps(a2, i0));
-	_mm256_storeu_ps(o0 + 24, _mm256_mul_ps(a3, i0));
-	_mm256_storeu_ps(o1, _mm256_mul_ps(b0, i1));
-	_mm256_storeu_ps(o1 + 8, _mm256_mul_ps(b1, i1));
-	_mm256_storeu_ps(o1 + 16, _mm256_mul_ps(b2, i1));
-	_mm256_storeu_ps(o1 + 24, _mm256_mul_ps(b3, i1));
-}
-
-/* Two query rows at a time: scores from Kᵀ (built once per head, so no horizontal sums), softmax, then P V
- * in 32-column strips. Head widths that are not a multiple of 32 take the portable path. */
+/* One head as two small products on the GEMM kernel, which runs them near its peak where hand-written
+ * dot-product loops ran at half of it: S = Q Kᵀ with the keys packed into panels (zero keys pad them to
+ * a multiple of 16), a softmax on each row of S, then O = P V with the values packed into panels, each
+ * row of O scaled by its 1 / sum. */
 AVX2 static void attention_avx2(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 				float scale, float *out, size_t ldo, float *scratch) {
-	if (d % 32) {
-		kernels_portable.attention(q, k, v, ld, L, d, scale, out, ldo, scratch);
-		return;
+	size_t Ln = (L + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR, dn = (d + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR;
+	float *kp = scratch, *vp = kp + d * Ln, *s = vp + L * dn, *inv = s + L * Ln;
+	for (size_t j = 0; j < Ln; j++) {
+		float *dst = kp + (j / KERNEL_NR * d) * KERNEL_NR + j % KERNEL_NR;
+		for (size_t t = 0; t < d; t++) dst[t * KERNEL_NR] = j < L ? k[j * ld + t] : 0.0f;
 	}
-	size_t Lp = (L + 7) & ~(size_t)7;
-	float *kt = scratch, *s0 = scratch + d * Lp, *s1 = s0 + Lp;
-	for (size_t j = 0; j < Lp; j++)
-		for (size_t t = 0; t < d; t++) kt[t * Lp + j] = j < L ? k[j * ld + t] : 0.0f;
-	for (size_t i = 0; i < L; i += 2) {
-		/* An odd last row is paired with itself. */
-		size_t i1 = i + 1 < L ? i + 1 : i;
-		scores2(q + i * ld, q + i1 * ld, kt, Lp, d, scale, s0, s1);
-		float inv0 = softmax_row(s0, L, Lp), inv1 = softmax_row(s1, L, Lp);
-		float tmp[32];
-		for (size_t c = 0; c < d; c += 32)
-			pv2(s0, s1, v + c, ld, L, inv0, inv1, out + i * ldo + c, i1 != i ? out + i1 * ldo + c : tmp);
+	for (size_t p = 0; p < dn / KERNEL_NR; p++)
+		for (size_t j = 0; j < L; j++) {
+			float *dst = vp + (p * L + j) * KERNEL_NR;
+			size_t c0 = p * KERNEL_NR, w = MIN(d - c0, (size_t)KERNEL_NR);
+			memcpy(dst, v + j * ld + c0, w * sizeof(float));
+			memset(dst + w, 0, (KERNEL_NR - w) * sizeof(float));
+		}
+	struct gemm_args qk = {.a = q, .lda = ld, .packed = kp, .c = s, .ldc = Ln, .m = L, .n = Ln, .k = d};
+	gemm_avx2(&qk, 0, L, 0, Ln / KERNEL_NR);
+	for (size_t i = 0; i < L; i++) inv[i] = softmax_row(s + i * Ln, L, Ln, scale);
+	struct gemm_args pv = {.a = s, .lda = Ln, .packed = vp, .c = out, .ldc = ldo, .m = L, .n = d, .k = L};
+	gemm_avx2(&pv, 0, L, 0, dn / KERNEL_NR);
+	for (size_t i = 0; i < L; i++) {
+		float *o = out + i * ldo;
+		__m256 f = _mm256_set1_ps(inv[i]);
+		size_t t = 0;
+		for (; t + 8 <= d; t += 8) _mm256_storeu_ps(o + t, _mm256_mul_ps(_mm256_loadu_ps(o + t), f));
+		for (; t < d; t++) o[t] *= inv[i];
 	}
 }
 

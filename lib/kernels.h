@@ -29,10 +29,11 @@ struct gemm_args {
 
 struct kernels {
 	const char *name;
-	/* Rows [m0, m1) (m0 a multiple of KERNEL_MR) by panels [p0, p1) of the product: one task's share. */
+	/* Rows [m0, m1) by panels [p0, p1) of the product: one task's share. */
 	void (*gemm)(const struct gemm_args *g, size_t m0, size_t m1, size_t p0, size_t p1);
 	/* One attention head of one sequence: out[i] = softmax(scale * q_i · K) V for L rows, head width d.
-	 * q, k, v rows have stride ld; out stride ldo; scratch holds (d + 2) * (L + 8) floats. */
+	 * q, k, v rows have stride ld; out stride ldo; scratch holds kernels_attention_scratch(L, d) floats
+	 * and is 64-byte aligned. */
 	void (*attention)(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 			  float scale, float *out, size_t ldo, float *scratch);
 	/* Row-wise LayerNorm of src (rows x h, stride ld) into dst (same shape; may be src). */
@@ -45,6 +46,13 @@ struct kernels {
 static inline size_t kernels_kc(size_t k) {
 	size_t blocks = (k + KERNEL_KC - 1) / KERNEL_KC;
 	return (k + blocks - 1) / blocks;
+}
+
+/* Floats of attention scratch for L tokens and head width d: key and value panels, the L x L scores, the
+ * row sums; a multiple of 16, so per-thread slices stay 64-byte aligned. */
+static inline size_t kernels_attention_scratch(size_t L, size_t d) {
+	size_t Ln = (L + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR, dn = (d + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR;
+	return d * Ln + L * dn + L * Ln + Ln;
 }
 
 /* Prefetch distance, in k steps (cache lines of a panel), for a panel no earlier tile has prefetched. */
