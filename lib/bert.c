@@ -12,7 +12,7 @@
 #include "util.h"
 
 struct linear {
-	float *packed; /* kernels_pack() layout */
+	float *packed; /* kernels_pack() layout, in the model's arena */
 	float *bias;
 	size_t n, k;
 };
@@ -26,6 +26,7 @@ struct bert_model {
 	struct bert_config cfg;
 	const struct kernels *k;
 	float *word, *pos, *type, *emb_g, *emb_b;
+	float *arena; /* every layer's packed weights, in huge pages (alloc_huge) */
 	struct layer *layer;
 	size_t bytes;
 };
@@ -109,7 +110,6 @@ out:
 }
 
 static void linear_free(struct linear *l) {
-	free(l->packed);
 	free(l->bias);
 }
 
@@ -133,6 +133,7 @@ void bert_model_free(struct bert_model *m) {
 			free(l->ln2_b);
 		}
 	free(m->layer);
+	free(m->arena);
 	free(m);
 }
 
@@ -181,15 +182,17 @@ static int alloc_read(const struct safetensors *st, const char *name, size_t d0,
 }
 
 /* Load `parts` Linear layers (prefix.NAME.weight [n_i, k], .bias [n_i]) stacked along N into one packed
- * product. tmp holds sum(n_i) * k floats. */
+ * product at *arena, which then moves past it. tmp holds sum(n_i) * k floats. */
 static int load_linear(const struct safetensors *st, const char *prefix, const char *const *names, size_t parts,
-		       size_t n, size_t k, float *tmp, struct linear *l, size_t *bytes, char *err, size_t errsz) {
+		       size_t n, size_t k, float *tmp, float **arena, struct linear *l, size_t *bytes, char *err,
+		       size_t errsz) {
 	size_t total = n * parts;
 	l->n = total;
 	l->k = k;
 	l->bias = malloc(total * sizeof(float));
-	l->packed = aligned_alloc(64, kernels_packed_size(total, k));
-	if (!l->bias || !l->packed) return -ENOMEM;
+	l->packed = *arena;
+	*arena += kernels_packed_size(total, k) / sizeof(float);
+	if (!l->bias) return -ENOMEM;
 	for (size_t i = 0; i < parts; i++) {
 		char name[256];
 		int r;
@@ -217,9 +220,13 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 	m->cfg = *cfg;
 	m->k = kernels_select(flags & BERT_LOAD_PORTABLE ? KERNELS_PORTABLE : KERNELS_AVX2);
 	size_t H = cfg->hidden, I = cfg->intermediate;
-	float *tmp = malloc(MAX(3 * H * H, I * H) * sizeof(float));
+	size_t per_layer = kernels_packed_size(3 * H, H) + kernels_packed_size(H, H) + kernels_packed_size(I, H) +
+			   kernels_packed_size(H, I);
+	float *tmp = malloc(MAX(3 * H * H, I * H) * sizeof(float)), *arena;
 	int r = -ENOMEM;
-	if (!tmp || !(m->layer = calloc(cfg->layers, sizeof *m->layer))) goto fail;
+	if (!tmp || !(m->layer = calloc(cfg->layers, sizeof *m->layer)) ||
+	    !(arena = m->arena = alloc_huge(per_layer * cfg->layers)))
+		goto fail;
 	if ((r = alloc_read(st, "embeddings.word_embeddings.weight", cfg->vocab_size, H, &m->word, &m->bytes, err,
 			    errsz)) < 0 ||
 	    (r = alloc_read(st, "embeddings.position_embeddings.weight", cfg->max_positions, H, &m->pos, &m->bytes,
@@ -238,10 +245,10 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 		static const char *const up[] = {"intermediate.dense"};
 		static const char *const down[] = {"output.dense"};
 		snprintf(p, sizeof p, "encoder.layer.%u.", i);
-		if ((r = load_linear(st, p, qkv, 3, H, H, tmp, &l->qkv, &m->bytes, err, errsz)) < 0 ||
-		    (r = load_linear(st, p, out, 1, H, H, tmp, &l->out, &m->bytes, err, errsz)) < 0 ||
-		    (r = load_linear(st, p, up, 1, I, H, tmp, &l->up, &m->bytes, err, errsz)) < 0 ||
-		    (r = load_linear(st, p, down, 1, H, I, tmp, &l->down, &m->bytes, err, errsz)) < 0)
+		if ((r = load_linear(st, p, qkv, 3, H, H, tmp, &arena, &l->qkv, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, out, 1, H, H, tmp, &arena, &l->out, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, up, 1, I, H, tmp, &arena, &l->up, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, down, 1, H, I, tmp, &arena, &l->down, &m->bytes, err, errsz)) < 0)
 			goto fail;
 #define LN(field, suffix)                                                                               \
 	snprintf(n, sizeof n, "%s%s", p, suffix);                                                       \
@@ -299,10 +306,10 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	const struct bert_config *cfg = &c->m->cfg;
 	if (tokens > c->cap_tokens) {
 		free_scratch(c);
-		c->x = malloc(tokens * cfg->hidden * sizeof(float));
-		c->qkv = malloc(tokens * cfg->hidden * 3 * sizeof(float));
-		c->att = malloc(tokens * cfg->hidden * sizeof(float));
-		c->mid = malloc(tokens * cfg->intermediate * sizeof(float));
+		c->x = alloc_huge(tokens * cfg->hidden * sizeof(float));
+		c->qkv = alloc_huge(tokens * cfg->hidden * 3 * sizeof(float));
+		c->att = alloc_huge(tokens * cfg->hidden * sizeof(float));
+		c->mid = alloc_huge(tokens * cfg->intermediate * sizeof(float));
 		c->cap_tokens = tokens;
 		if (!c->x || !c->qkv || !c->att || !c->mid) {
 			c->cap_tokens = 0;
