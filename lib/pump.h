@@ -39,7 +39,7 @@ struct pump_config {
 	pump_extract_fn on_extract;
 	void *userdata;
 	size_t buffer_size;     /* user-space buffer, 0 = 16 KiB */
-	size_t pipe_size;       /* splice pipe, 0 = 256 KiB (best effort) */
+	size_t pipe_size;       /* splice pipe, 0 = 1 MiB (best effort) */
 	bool hold_eof;          /* at end of src, return PUMP_EOF and let the caller choose: pump_stop() (then
 				 * dst is shut down) or pump_finish_with_frame() (a last frame first) */
 };
