@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-peers.sh MODEL_DIR: our encoder (eml bench) and onnxruntime fp32 (npm onnxruntime-node) on the same
-# weights and shapes, interleaved in one run, 2 threads each. The ONNX file comes from the PyTorch oracle
+# weights and shapes, interleaved in one run (ROUNDS alternating runs each, default 3), 2 threads each. The ONNX file comes from the PyTorch oracle
 # (tests/oracle/oracle.py --onnx), so both engines run the same network; ORT's output is first checked
 # against the oracle's fixture. onnxruntime-node is installed under build/peers with
 # ONNXRUNTIME_NODE_INSTALL=skip (no GPU binaries are fetched; the CPU library ships in the package).
@@ -25,17 +25,26 @@ if [[ ! -e $work/model.onnx || $work/model.onnx -ot $model/model.safetensors ]];
 fi
 jq -c '.cases[0] | {ids, embedding}' "$src/tests/oracle/fixture.json" >"$work/ref.json"
 
-# Medians, and the fastest pass of each (a fairer comparison when the machine is shared and busy).
+# Per shape, ROUNDS alternating runs of each engine (eml, ort, eml, ort, ...), so that the slow swings of a
+# shared machine hit both alike; each run prints its median and fastest pass. The table shows the median of
+# the runs' medians and the fastest pass over all runs.
+rounds=${ROUNDS:-3}
+median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
 printf '%-7s %10s %10s %8s %10s %10s %8s\n' shape eml_med ort_med ratio eml_min ort_min ratio
 for s in $shapes; do
-	o=$("$eml" bench --model "$model" --shape "$s" --threads "$threads" 2>"$work/eml.err")
-	t=$(cd "$work" && node "$here/bench-ort.mjs" "$work/model.onnx" "$s" "$threads" "$work/ref.json" 2>"$work/ort.err")
-	echo "eml: $o $(tr '\n' ' ' <"$work/eml.err")" >&2
-	echo "ort: $t $(tr '\n' ' ' <"$work/ort.err")" >&2
-	om=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$o")
-	tm=$(sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$t")
-	omin=$(sed -n 's/.*min_ms=\([0-9.]*\).*/\1/p' "$work/eml.err")
-	tmin=$(sed -n 's/.*min_ms=\([0-9.]*\).*/\1/p' "$work/ort.err")
+	: >"$work/eml.med"; : >"$work/ort.med"; : >"$work/eml.min"; : >"$work/ort.min"
+	for _ in $(seq "$rounds"); do
+		o=$("$eml" bench --model "$model" --shape "$s" --threads "$threads" 2>"$work/eml.err")
+		t=$(cd "$work" && node "$here/bench-ort.mjs" "$work/model.onnx" "$s" "$threads" "$work/ref.json" 2>"$work/ort.err")
+		echo "eml: $o $(tr '\n' ' ' <"$work/eml.err")" >&2
+		echo "ort: $t $(tr '\n' ' ' <"$work/ort.err")" >&2
+		sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$o" >>"$work/eml.med"
+		sed -n 's/.*median_ms=\([0-9.]*\).*/\1/p' <<<"$t" >>"$work/ort.med"
+		sed -n 's/.*min_ms=\([0-9.]*\).*/\1/p' "$work/eml.err" >>"$work/eml.min"
+		sed -n 's/.*min_ms=\([0-9.]*\).*/\1/p' "$work/ort.err" >>"$work/ort.min"
+	done
+	om=$(median <"$work/eml.med"); tm=$(median <"$work/ort.med")
+	omin=$(sort -g "$work/eml.min" | head -1); tmin=$(sort -g "$work/ort.min" | head -1)
 	printf '%-7s %10s %10s %8.3f %10s %10s %8.3f\n' "$s" "$om" "$tm" "$(jq -n "$om / $tm")" "$omin" "$tmin" \
 		"$(jq -n "$omin / $tmin")"
 done
