@@ -306,10 +306,12 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	const struct bert_config *cfg = &c->m->cfg;
 	if (tokens > c->cap_tokens) {
 		free_scratch(c);
-		c->x = alloc_huge(tokens * cfg->hidden * sizeof(float));
-		c->qkv = alloc_huge(tokens * cfg->hidden * 3 * sizeof(float));
-		c->att = alloc_huge(tokens * cfg->hidden * sizeof(float));
-		c->mid = alloc_huge(tokens * cfg->intermediate * sizeof(float));
+		/* Ordinary pages: each context (a daemon has one per session) would otherwise hold four 2 MiB huge
+		 * pages however short its input; activations are reused while hot in cache, unlike weights. */
+		c->x = malloc(tokens * cfg->hidden * sizeof(float));
+		c->qkv = malloc(tokens * cfg->hidden * 3 * sizeof(float));
+		c->att = malloc(tokens * cfg->hidden * sizeof(float));
+		c->mid = malloc(tokens * cfg->intermediate * sizeof(float));
 		c->cap_tokens = tokens;
 		if (!c->x || !c->qkv || !c->att || !c->mid) {
 			c->cap_tokens = 0;
