@@ -1,6 +1,7 @@
 # eml-blind-relay against Debian's systemd-socket-proxyd on loopback, in one run, same echo upstream:
 #   throughput: 256 MiB each way in 1 MiB frames (MiB/s, one direction)
 #   latency:    1 KiB request/response, p50 over 5000 round trips, minus the p50 of a direct connection
+#               (the three connections' round trips interleaved)
 # Rounds alternate between the two so background load hits both alike; best and median of the rounds.
 # The load generator runs in --fast mode (one random frame resent, echoes compared with memcmp): hashing and
 # a per-frame allocation made the generator, not the proxy, the bottleneck (both proxies then measured the
@@ -29,13 +30,14 @@ tput() { "$PEER" stream "tcp:127.0.0.1:$1" $((256 << 20)) 1048576 --fast | awk '
 # CPU time (user+system clock ticks) a process has used: unlike wall time, hardly affected by other load.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 declare -A C=([relay]=0 [proxyd]=0)
-p50() { "$PEER" rr "tcp:127.0.0.1:$1" 1024 5000 | awk '{print $2}'; }
+# p50s of direct, relay and proxyd, their round trips interleaved one by one: background load hits all three
+# alike, where measuring them one after the other let a slow second swing the difference either way.
+p50s() { "$PEER" rr "tcp:127.0.0.1:$up,tcp:127.0.0.1:$rp,tcp:127.0.0.1:$pp" 1024 5000 | awk '{print $2}' | tr '\n' ' '; }
 declare -A T L
 for r in $(seq "$ROUNDS"); do
 	c0=$(ticks $relay_pid); T[relay]+="$(tput "$rp") "; C[relay]=$((C[relay] + $(ticks $relay_pid) - c0))
 	c0=$(ticks $proxyd_pid); T[proxyd]+="$(tput "$pp") "; C[proxyd]=$((C[proxyd] + $(ticks $proxyd_pid) - c0))
-	d=$(p50 "$up"); a=$(p50 "$rp"); b=$(p50 "$pp"); d2=$(p50 "$up")
-	d=$(((d + d2) / 2))
+	read -r d a b <<<"$(p50s)"
 	L[relay]+="$((a - d)) "; L[proxyd]+="$((b - d)) "
 done
 stats() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk -v hi="$2" '{v[NR]=$1} END {

@@ -20,7 +20,8 @@
  *   relay-peer expect-error ADDR MS [oversize|garbage|idle]  send HELLO (or an oversized or bad header, or one round
  *                                             trip and go quiet); expect ERROR (strictly decoded) then EOF
  *                                             within MS; print its code and message
- *   relay-peer rr ADDR SIZE COUNT             request/response latency: print p50 and p99 in microseconds
+ *   relay-peer rr ADDR[,ADDR...] SIZE COUNT   request/response latency: print p50 and p99 in microseconds,
+ *                                             a line per address (several: round trips interleaved)
  *   relay-peer raw ADDR SEND EXPECT MS [half] raw bytes: send SEND (then half-close), expect EXPECT back
  *                                             within MS
  *   relay-peer blackhole tcp:HOST:PORT        a listener whose accept queue is full: connects to it hang
@@ -521,30 +522,47 @@ static int cmp_u64(const void *a, const void *b) {
 	return x < y ? -1 : x > y;
 }
 
-static int cmd_rr(const char *addr, size_t size, unsigned count) {
-	int fd = dial(addr, 5000000);
-	if (fd < 0)
-		die("connect", fd);
-	uint8_t *buf = calloc(1, size);
-	uint64_t *lat = calloc(count, sizeof(uint64_t));
-	for (unsigned i = 0; i < count + 100; i++) { /* the first 100 warm up */
-		struct frame_header h;
-		uint8_t *p = NULL;
-		uint64_t t = now_monotonic_usec();
-		int r = send_frame(fd, FRAME_REQUEST, i, buf, size);
-		if (r >= 0)
-			r = frame_read(fd, 0, &h, &p);
-		if (r < 0)
-			die("round trip", r);
-		free(p);
-		if (i >= 100)
-			lat[i - 100] = now_monotonic_usec() - t;
+/* addrs: one address, or several separated by commas; each iteration makes one round trip on each
+ * connection in turn (starting with a different one each time), so that the figures of several paths are
+ * taken under the same load, interleaved, rather than one after the other. One "p50 p99" line per address. */
+static int cmd_rr(const char *addrs, size_t size, unsigned count) {
+	enum { MAX_PATHS = 8 };
+	char *list = strdup(addrs), *save = NULL;
+	int fds[MAX_PATHS];
+	unsigned n = 0;
+	for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		if (n == MAX_PATHS)
+			die("rr: too many addresses", -E2BIG);
+		if ((fds[n] = dial(a, 5000000)) < 0)
+			die("connect", fds[n]);
+		n++;
 	}
-	qsort(lat, count, sizeof(uint64_t), cmp_u64);
-	printf("p50 %" PRIu64 " p99 %" PRIu64 "\n", lat[count / 2], lat[count * 99 / 100]);
+	free(list);
+	uint8_t *buf = calloc(1, size);
+	uint64_t *lat = calloc((size_t)count * n, sizeof(uint64_t));
+	for (unsigned i = 0; i < count + 100; i++) /* the first 100 warm up */
+		for (unsigned j = 0; j < n; j++) {
+			unsigned c = (i + j) % n;
+			struct frame_header h;
+			uint8_t *p = NULL;
+			uint64_t t = now_monotonic_usec();
+			int r = send_frame(fds[c], FRAME_REQUEST, i, buf, size);
+			if (r >= 0)
+				r = frame_read(fds[c], 0, &h, &p);
+			if (r < 0)
+				die("round trip", r);
+			free(p);
+			if (i >= 100)
+				lat[(size_t)c * count + i - 100] = now_monotonic_usec() - t;
+		}
+	for (unsigned c = 0; c < n; c++) {
+		uint64_t *l = lat + (size_t)c * count;
+		qsort(l, count, sizeof(uint64_t), cmp_u64);
+		printf("p50 %" PRIu64 " p99 %" PRIu64 "\n", l[count / 2], l[count * 99 / 100]);
+		close(fds[c]);
+	}
 	free(lat);
 	free(buf);
-	close(fd);
 	return 0;
 }
 
