@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-peers.sh MODEL_DIR: our encoder (eml bench) and onnxruntime fp32 (npm onnxruntime-node) on the same
-# weights and shapes, interleaved in one run (ROUNDS alternating runs each, default 3), 2 threads each. The ONNX file comes from the PyTorch oracle
+# weights and shapes, interleaved in one run (ROUNDS alternating runs each, default 5), 2 threads each. The ONNX file comes from the PyTorch oracle
 # (tests/oracle/oracle.py --onnx), so both engines run the same network; ORT's output is first checked
 # against the oracle's fixture. onnxruntime-node is installed under build/peers with
 # ONNXRUNTIME_NODE_INSTALL=skip (no GPU binaries are fetched; the CPU library ships in the package).
@@ -28,7 +28,7 @@ jq -c '.cases[0] | {ids, embedding}' "$src/tests/oracle/fixture.json" >"$work/re
 # Per shape, ROUNDS alternating runs of each engine (eml, ort, eml, ort, ...), so that the slow swings of a
 # shared machine hit both alike; each run prints its median and fastest pass. The table shows the median of
 # the runs' medians and the fastest pass over all runs.
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
 printf '%-7s %10s %10s %8s %10s %10s %8s\n' shape eml_med ort_med ratio eml_min ort_min ratio
 for s in $shapes; do
