@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # bench-peers.sh MODEL_DIR: our encoder (eml bench) and onnxruntime fp32 (npm onnxruntime-node) on the same
-# weights and shapes, interleaved in one run (ROUNDS alternating runs each, default 5), 2 threads each. The ONNX file comes from the PyTorch oracle
-# (tests/oracle/oracle.py --onnx), so both engines run the same network; ORT's output is first checked
-# against the oracle's fixture. onnxruntime-node is installed under build/peers with
+# weights and shapes, interleaved in one run (ROUNDS alternating runs each, default 5), 2 threads each. The
+# ONNX file comes from the PyTorch oracle (tests/oracle/oracle.py --onnx), so both engines run the same
+# network; ORT's output is first checked against the oracle's fixture. onnxruntime-node is installed under build/peers with
 # ONNXRUNTIME_NODE_INSTALL=skip (no GPU binaries are fetched; the CPU library ships in the package).
 set -euo pipefail
 model=$1
