@@ -41,10 +41,7 @@ static int verb_embed(int argc, char **argv) {
 			flags = BERT_LOAD_PORTABLE;
 			break;
 		case 'k':
-			if (bert_kernels_flags(optarg, &flags) < 0) {
-				fprintf(stderr, "error: --kernels takes avx2 or portable\n");
-				return 2;
-			}
+			if (command_kernels(optarg, &flags) < 0) return 2;
 			break;
 		case 'e':
 		case 'P':

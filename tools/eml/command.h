@@ -22,3 +22,6 @@ struct eml_command {
 
 /* Print "usage: eml PATH USAGE" for the running command; returns 2 for convenience. */
 int command_usage(const char *path);
+
+/* --kernels SET of the encoder commands: BERT_LOAD_* bits into *ret_flags, or an error message and -EINVAL. */
+int command_kernels(const char *set, unsigned *ret_flags);

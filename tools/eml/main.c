@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bert.h"
 #include "command.h"
 #include "macro.h"
 
@@ -54,6 +55,13 @@ static void list_commands(FILE *f, int argc, char **argv) {
 	qsort(sorted, k, sizeof *sorted, cmp_path);
 	for (size_t i = 0; i < k; i++) fprintf(f, "  eml %-22s %s\n", sorted[i]->path, sorted[i]->summary);
 	free(sorted);
+}
+
+int command_kernels(const char *set, unsigned *ret_flags) {
+	if (bert_kernels_flags(set, ret_flags) == 0)
+		return 0;
+	fprintf(stderr, "error: --kernels takes avx2 or portable, not \"%s\"\n", set);
+	return -EINVAL;
 }
 
 int command_usage(const char *path) {
