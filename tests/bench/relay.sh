@@ -34,9 +34,15 @@ declare -A C=([relay]=0 [proxyd]=0)
 # alike, where measuring them one after the other let a slow second swing the difference either way.
 p50s() { "$PEER" rr "tcp:127.0.0.1:$up,tcp:127.0.0.1:$rp,tcp:127.0.0.1:$pp" 1024 5000 | awk '{print $2}' | tr '\n' ' '; }
 declare -A T L
+# one_tput NAME PORT PID: one throughput sample and the CPU the proxy spent on it.
+one_tput() { local c0; c0=$(ticks "$3"); T[$1]+="$(tput "$2") "; C[$1]=$((C[$1] + $(ticks "$3") - c0)); }
 for r in $(seq "$ROUNDS"); do
-	c0=$(ticks $relay_pid); T[relay]+="$(tput "$rp") "; C[relay]=$((C[relay] + $(ticks $relay_pid) - c0))
-	c0=$(ticks $proxyd_pid); T[proxyd]+="$(tput "$pp") "; C[proxyd]=$((C[proxyd] + $(ticks $proxyd_pid) - c0))
+	# Which goes first alternates, so neither always runs right after the other's load.
+	if ((r % 2)); then
+		one_tput relay "$rp" "$relay_pid"; one_tput proxyd "$pp" "$proxyd_pid"
+	else
+		one_tput proxyd "$pp" "$proxyd_pid"; one_tput relay "$rp" "$relay_pid"
+	fi
 	read -r d a b <<<"$(p50s)"
 	L[relay]+="$((a - d)) "; L[proxyd]+="$((b - d)) "
 done

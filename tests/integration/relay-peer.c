@@ -522,9 +522,11 @@ static int cmp_u64(const void *a, const void *b) {
 	return x < y ? -1 : x > y;
 }
 
-/* addrs: one address, or several separated by commas; each iteration makes one round trip on each
- * connection in turn (starting with a different one each time), so that the figures of several paths are
- * taken under the same load, interleaved, rather than one after the other. One "p50 p99" line per address. */
+/* addrs: one address, or several separated by commas, taken in turns of RR_BLOCK round trips each, so that
+ * the figures of several paths are taken under the same load, interleaved, rather than one after the other;
+ * a turn is long enough that each path is measured busy, as a lone client sees it (one round trip per turn
+ * measured how fast an idle proxy wakes up). One "p50 p99" line per address. */
+#define RR_BLOCK 100
 static int cmd_rr(const char *addrs, size_t size, unsigned count) {
 	enum { MAX_PATHS = 8 };
 	char *list = strdup(addrs), *save = NULL;
@@ -540,21 +542,21 @@ static int cmd_rr(const char *addrs, size_t size, unsigned count) {
 	free(list);
 	uint8_t *buf = calloc(1, size);
 	uint64_t *lat = calloc((size_t)count * n, sizeof(uint64_t));
-	for (unsigned i = 0; i < count + 100; i++) /* the first 100 warm up */
-		for (unsigned j = 0; j < n; j++) {
-			unsigned c = (i + j) % n;
-			struct frame_header h;
-			uint8_t *p = NULL;
-			uint64_t t = now_monotonic_usec();
-			int r = send_frame(fds[c], FRAME_REQUEST, i, buf, size);
-			if (r >= 0)
-				r = frame_read(fds[c], 0, &h, &p);
-			if (r < 0)
-				die("round trip", r);
-			free(p);
-			if (i >= 100)
-				lat[(size_t)c * count + i - 100] = now_monotonic_usec() - t;
-		}
+	for (unsigned b = 0; b < count + 100; b += RR_BLOCK) /* the first 100 warm up */
+		for (unsigned c = 0; c < n; c++)
+			for (unsigned i = b; i < MIN(b + RR_BLOCK, count + 100); i++) {
+				struct frame_header h;
+				uint8_t *p = NULL;
+				uint64_t t = now_monotonic_usec();
+				int r = send_frame(fds[c], FRAME_REQUEST, i, buf, size);
+				if (r >= 0)
+					r = frame_read(fds[c], 0, &h, &p);
+				if (r < 0)
+					die("round trip", r);
+				free(p);
+				if (i >= 100)
+					lat[(size_t)c * count + i - 100] = now_monotonic_usec() - t;
+			}
 	for (unsigned c = 0; c < n; c++) {
 		uint64_t *l = lat + (size_t)c * count;
 		qsort(l, count, sizeof(uint64_t), cmp_u64);
