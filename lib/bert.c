@@ -26,7 +26,7 @@ struct bert_model {
 	struct bert_config cfg;
 	const struct kernels *k;
 	float *word, *pos, *type, *emb_g, *emb_b;
-	float *arena; /* every layer's packed weights, in huge pages (alloc_huge) */
+	float *arena; /* every layer's packed weights, one allocation */
 	struct layer *layer;
 	size_t bytes;
 };
@@ -225,7 +225,7 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 	float *tmp = malloc(MAX(3 * H * H, I * H) * sizeof(float)), *arena;
 	int r = -ENOMEM;
 	if (!tmp || !(m->layer = calloc(cfg->layers, sizeof *m->layer)) ||
-	    !(arena = m->arena = alloc_huge(per_layer * cfg->layers)))
+	    !(arena = m->arena = aligned_alloc(64, per_layer * cfg->layers)))
 		goto fail;
 	if ((r = alloc_read(st, "embeddings.word_embeddings.weight", cfg->vocab_size, H, &m->word, &m->bytes, err,
 			    errsz)) < 0 ||
@@ -306,8 +306,6 @@ static int ensure(struct bert_ctx *c, size_t tokens, size_t maxlen) {
 	const struct bert_config *cfg = &c->m->cfg;
 	if (tokens > c->cap_tokens) {
 		free_scratch(c);
-		/* Ordinary pages: each context (a daemon has one per session) would otherwise hold four 2 MiB huge
-		 * pages however short its input; activations are reused while hot in cache, unlike weights. */
 		c->x = malloc(tokens * cfg->hidden * sizeof(float));
 		c->qkv = malloc(tokens * cfg->hidden * 3 * sizeof(float));
 		c->att = malloc(tokens * cfg->hidden * sizeof(float));

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,16 +152,6 @@ void free_secret(void *p, size_t len) {
 	if (!p) return;
 	OPENSSL_cleanse(p, len);
 	free(p);
-}
-
-void *alloc_huge(size_t size) {
-	const size_t huge = 2u << 20;
-	size_t n = size + huge - 1 < size ? 0 : (size + huge - 1) / huge * huge;
-	if (n == 0) return NULL;
-	void *p = aligned_alloc(huge, n);
-	/* Advice only: without THP (or inside a kernel built without it) the memory is just ordinary pages. */
-	if (p) (void)madvise(p, n, MADV_HUGEPAGE);
-	return p;
 }
 
 bool mem_equal_ct(const void *a, const void *b, size_t len) {

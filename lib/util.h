@@ -31,10 +31,6 @@ uint64_t now_realtime_usec(void);
 void wipe(void *p, size_t len);
 void free_secret(void *p, size_t len);
 
-/* Memory for large arrays streamed by the compute kernels: 2 MiB aligned and rounded, with transparent huge
- * pages asked for (MADV_HUGEPAGE; the default on Debian is madvise-only). 512 times fewer TLB entries for
- * the weights a forward pass reads end to end. Release with free() / free_secret(). NULL when out of memory. */
-void *alloc_huge(size_t size);
 
 /* Constant-time comparison. */
 bool mem_equal_ct(const void *a, const void *b, size_t len);
