@@ -189,7 +189,9 @@ static int read_splice(struct pump *p) {
 		return 1;
 	}
 	p->pipe_fill += (size_t)n;
-	p->drained = (size_t)n < want;
+	/* No `drained` shortcut here, unlike read_buffer: in a stream of large frames more has usually arrived
+	 * by the time the pipe is flushed, and going back to the event loop after every short splice cost a
+	 * sleep and a wake-up each (7 times proxyd's epoll_waits, ~6% of throughput). */
 	if (p->c.mode == PUMP_FRAMES)
 		p->frame_left -= (uint64_t)n;
 	return 1;
@@ -334,8 +336,10 @@ int pump_run(struct pump *p) {
 		}
 		if (budget-- == 0)
 			return PUMP_WANT_READ;
+		/* A large frame's payload is spliced to its last byte: switching to the buffer for the final
+		 * < 64 KiB of each frame cost a few more copies and system calls per frame. */
 		bool use_splice = !p->no_splice &&
-				  (p->c.mode == PUMP_RAW || (!p->in_extract && p->frame_left >= PUMP_SPLICE_MIN));
+				  (p->c.mode == PUMP_RAW || (!p->in_extract && p->frame_left > 0 && p->big));
 		if (use_splice && open_pipe(p) < 0) {
 			p->no_splice = true; /* out of fds or pipe memory: copying still works */
 			use_splice = false;
