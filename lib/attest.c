@@ -258,6 +258,34 @@ int attest_policy_allow(AttestPolicy *p, unsigned index, const uint8_t value[ATT
 	return 0;
 }
 
+int attest_pcrs_from_json(struct json_object *pcrs, unsigned max_values,
+			  int (*add)(void *ctx, unsigned index, const uint8_t value[ATTEST_PCR_LEN]), void *ctx,
+			  char *reason, size_t size) {
+	if (!json_object_is_type(pcrs, json_type_object)) return errorf(-EINVAL, reason, size, "pcrs is not an object");
+	json_object_object_foreach(pcrs, idx, list) {
+		uint64_t i;
+		if (parse_u64(idx, ATTEST_PCR_COUNT - 1, &i) < 0 || (idx[0] == '0' && idx[1]))
+			return errorf(-EINVAL, reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
+				      ATTEST_PCR_COUNT - 1);
+		size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
+		if (n == 0 || n > max_values)
+			return errorf(-EINVAL, reason, size, "pcrs.%s is not an array of 1..%u values", idx, max_values);
+		for (size_t k = 0; k < n; k++) {
+			uint8_t value[ATTEST_PCR_LEN];
+			if (!json_hex_get(json_object_array_get_idx(list, k), value, sizeof value))
+				return errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not %u bytes of hex", idx, k,
+					      ATTEST_PCR_LEN);
+			int r = add(ctx, (unsigned)i, value);
+			if (r < 0) return r;
+		}
+	}
+	return 0;
+}
+
+static int policy_allow(void *p, unsigned index, const uint8_t value[ATTEST_PCR_LEN]) {
+	return attest_policy_allow(p, index, value);
+}
+
 #define POLICY_MAX_BYTES (1u << 20)
 #define POLICY_MAX_AGE_S (10ull * 365 * 86400)
 
@@ -292,35 +320,8 @@ int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, ch
 			}
 			p->max_age_ms = (uint64_t)json_object_get_int64(val) * 1000;
 		} else if (strcmp(key, "pcrs") == 0) {
-			if (!json_object_is_type(val, json_type_object)) {
-				r = errorf(-EINVAL, reason, size, "pcrs is not an object");
+			if ((r = attest_pcrs_from_json(val, POLICY_MAX_VALUES, policy_allow, p, reason, size)) < 0)
 				goto done;
-			}
-			json_object_object_foreach(val, idx, list) {
-				uint64_t i;
-				if (parse_u64(idx, ATTEST_PCR_COUNT - 1, &i) < 0 || (idx[0] == '0' && idx[1])) {
-					r = errorf(-EINVAL, reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
-							ATTEST_PCR_COUNT - 1);
-					goto done;
-				}
-				if (!json_object_is_type(list, json_type_array) || json_object_array_length(list) == 0 ||
-				    json_object_array_length(list) > POLICY_MAX_VALUES) {
-					r = errorf(-EINVAL, reason, size, "pcrs.%s is not an array of 1..%u values", idx,
-							POLICY_MAX_VALUES);
-					goto done;
-				}
-				for (size_t k = 0; k < json_object_array_length(list); k++) {
-					json_object *v = json_object_array_get_idx(list, k);
-					uint8_t value[ATTEST_PCR_LEN];
-					if (!json_hex_get(v, value, sizeof value)) {
-						r = errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not %u bytes of hex", idx, k,
-								ATTEST_PCR_LEN);
-						goto done;
-					}
-					r = attest_policy_allow(p, (unsigned)i, value);
-					if (r < 0) goto done;
-				}
-			}
 		} else {
 			r = errorf(-EINVAL, reason, size, "unknown policy key \"%.32s\"", key);
 			goto done;

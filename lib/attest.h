@@ -80,6 +80,14 @@ int attest_policy_allow(AttestPolicy *p, unsigned index, const uint8_t value[ATT
  * more than 64 values per PCR or max_age_s above 10 years are -EINVAL with a reason. */
 int attest_policy_from_json(const char *text, size_t len, AttestPolicy **ret, char *reason, size_t reason_size);
 int attest_policy_load(const char *path, AttestPolicy **ret, char *reason, size_t reason_size);
+
+struct json_object;
+/* The "pcrs" member of a JSON policy, {"INDEX": ["hex96", ...], ...} (this file's and policy.h's): an index
+ * 0..ATTEST_PCR_COUNT-1 written without leading zeros, 1..max_values values of ATTEST_PCR_LEN bytes each,
+ * each handed to add (whose negative return ends the walk). -EINVAL with a reason for anything else. */
+int attest_pcrs_from_json(struct json_object *pcrs, unsigned max_values,
+			  int (*add)(void *ctx, unsigned index, const uint8_t value[ATTEST_PCR_LEN]), void *ctx,
+			  char *reason, size_t reason_size);
 AttestPolicy *attest_policy_free(AttestPolicy *p);
 static inline void attest_policy_freep(AttestPolicy **p) { attest_policy_free(*p); }
 #define _cleanup_attest_policy_ _cleanup_(attest_policy_freep)

@@ -58,7 +58,8 @@ static bool name_ok(const char *s, size_t n) {
 	return true;
 }
 
-static int add_pcr(Policy *p, unsigned idx, const uint8_t v[ATTEST_PCR_LEN]) {
+static int add_pcr(void *userdata, unsigned idx, const uint8_t v[ATTEST_PCR_LEN]) {
+	Policy *p = userdata;
 	if (p->n_pcr_values[idx] >= POLICY_MAX_PCR_VALUES)
 		return -E2BIG;
 	void *n = realloc(p->pcr_values[idx], (p->n_pcr_values[idx] + 1) * ATTEST_PCR_LEN);
@@ -220,33 +221,8 @@ int policy_from_json(const char *text, size_t len, const char *base_dir, uint64_
 			if (key[0] == 'i')
 				have_issued = true;
 		} else if (strcmp(key, "pcrs") == 0) {
-			if (!json_object_is_type(val, json_type_object)) {
-				r = errorf(-EINVAL, reason, size, "pcrs is not an object");
+			if ((r = attest_pcrs_from_json(val, POLICY_MAX_PCR_VALUES, add_pcr, p, reason, size)) < 0)
 				goto done;
-			}
-			json_object_object_foreach(val, idx, list) {
-				uint64_t i;
-				if (parse_u64(idx, ATTEST_PCR_COUNT - 1, &i) < 0 || (idx[0] == '0' && idx[1])) {
-					r = errorf(-EINVAL, reason, size, "pcrs key \"%.8s\" is not an index 0..%u", idx,
-						 ATTEST_PCR_COUNT - 1);
-					goto done;
-				}
-				size_t n = json_object_is_type(list, json_type_array) ? json_object_array_length(list) : 0;
-				if (n == 0 || n > POLICY_MAX_PCR_VALUES) {
-					r = errorf(-EINVAL, reason, size, "pcrs.%s is not an array of 1..%d values", idx,
-						 POLICY_MAX_PCR_VALUES);
-					goto done;
-				}
-				for (size_t k = 0; k < n; k++) {
-					uint8_t v[ATTEST_PCR_LEN];
-					if (!json_hex_get(json_object_array_get_idx(list, k), v, sizeof v)) {
-						r = errorf(-EINVAL, reason, size, "pcrs.%s[%zu] is not 48 bytes of hex", idx, k);
-						goto done;
-					}
-					if ((r = add_pcr(p, (unsigned)i, v)) < 0)
-						goto done;
-				}
-			}
 		} else if (strcmp(key, "roots") == 0) {
 			size_t n = json_object_is_type(val, json_type_array) ? json_object_array_length(val) : 0;
 			if (n == 0 || n > POLICY_MAX_ROOTS) {
