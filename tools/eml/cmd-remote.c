@@ -34,13 +34,14 @@ struct keys {
 	bool given; /* --policy-key was used: the directories are not consulted */
 };
 
+/* One --policy-key option; says what is wrong with it on failure. */
 static int add_key(struct keys *ks, const char *arg) {
 	uint8_t pub[32];
-	if (ks->n >= MAX_KEYS || keyfile_load_public(arg, pub) < 0)
+	void *n = NULL;
+	if (ks->n >= MAX_KEYS || keyfile_load_public(arg, pub) < 0 || !(n = realloc(ks->k, (ks->n + 1) * 32))) {
+		fprintf(stderr, "error: USAGE: --policy-key %s is not an Ed25519 public key\n", arg);
 		return -EINVAL;
-	void *n = realloc(ks->k, (ks->n + 1) * 32);
-	if (!n)
-		return -ENOMEM;
+	}
 	ks->k = n;
 	memcpy(ks->k[ks->n++], pub, 32);
 	ks->given = true;
@@ -106,7 +107,6 @@ int embed_remote(int argc, char **argv) {
 		case 'k':
 			if (add_key(&ks, optarg) < 0) {
 				free(ks.k);
-				fprintf(stderr, "error: USAGE: --policy-key %s is not an Ed25519 public key\n", optarg);
 				return 2;
 			}
 			break;
@@ -215,7 +215,6 @@ static int verb_fetch(int argc, char **argv) {
 		case 'k':
 			if (add_key(&ks, optarg) < 0) {
 				free(ks.k);
-				fprintf(stderr, "error: USAGE: --policy-key %s is not an Ed25519 public key\n", optarg);
 				return 2;
 			}
 			break;
