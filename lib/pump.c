@@ -113,6 +113,12 @@ int pump_finish_with_frame(struct pump *p, uint8_t type, uint32_t seq, const voi
 	return 0;
 }
 
+/* Frames mode: the rest of the current frame's payload goes through the pipe (a large frame is spliced to
+ * its last byte, see pump_run), so TCP may hold what is queued for a full segment. */
+static bool splicing_payload(const struct pump *p) {
+	return p->c.mode == PUMP_FRAMES && !p->no_splice && !p->in_extract && p->big && p->frame_left > 0;
+}
+
 /* Write out what is queued: the pipe first, then the buffer (the order they were filled in).
  * 1 = all written, 0 = dst is full. */
 static int flush(struct pump *p) {
@@ -120,7 +126,7 @@ static int flush(struct pump *p) {
 		/* More of this frame still to come: let TCP fill whole segments rather than push a short one at
 		 * the end of each splice (fewer, fuller segments for the kernel and the receiver to handle). The
 		 * frame's last bytes go without the flag, so nothing waits for a next frame. */
-		unsigned more = p->c.mode == PUMP_FRAMES && p->frame_left > 0 ? SPLICE_F_MORE : 0;
+		unsigned more = splicing_payload(p) ? SPLICE_F_MORE : 0;
 		ssize_t n = splice(p->pipe[0], NULL, p->dst, NULL, p->pipe_fill, SPLICE_F_MOVE | SPLICE_F_NONBLOCK | more);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -134,7 +140,7 @@ static int flush(struct pump *p) {
 	}
 	/* A large frame's header (and first bytes) go out with MSG_MORE: its payload is spliced right after, and
 	 * the two leave as full segments instead of a lone 12-byte one. */
-	int more = p->frame_left >= PUMP_SPLICE_MIN && !p->no_splice ? MSG_MORE : 0;
+	int more = splicing_payload(p) ? MSG_MORE : 0;
 	while (p->out_off < p->out_len) {
 		ssize_t n = send(p->dst, p->buf + p->out_off, p->out_len - p->out_off, MSG_NOSIGNAL | MSG_DONTWAIT | more);
 		if (n < 0 && errno == ENOTSOCK)
@@ -338,8 +344,7 @@ int pump_run(struct pump *p) {
 			return PUMP_WANT_READ;
 		/* A large frame's payload is spliced to its last byte: switching to the buffer for the final
 		 * < 64 KiB of each frame cost a few more copies and system calls per frame. */
-		bool use_splice = !p->no_splice &&
-				  (p->c.mode == PUMP_RAW || (!p->in_extract && p->frame_left > 0 && p->big));
+		bool use_splice = (p->c.mode == PUMP_RAW && !p->no_splice) || splicing_payload(p);
 		if (use_splice && open_pipe(p) < 0) {
 			p->no_splice = true; /* out of fds or pipe memory: copying still works */
 			use_splice = false;
