@@ -56,7 +56,6 @@ AVX2_INLINE __m256 gelu256(__m256 x) {
 	return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
-
 /* The MR x 16 register tile (MR <= 6): 2 MR accumulators, 2 panel vectors and a broadcast fit the 16 ymm
  * registers. Adds a[0..MR) x b over kc into c (or starts from zero when first), then, when last, adds bias
  * and residual and applies the activation. MR is a constant in each instantiation below, so the row loops

@@ -42,7 +42,8 @@ struct kernels {
 };
 
 /* Length of the K blocks for a product with k rows: equal blocks of at most KERNEL_KC (384 is 192 + 192, not
- * 256 + 128), so a block's prefetch of the next one covers all of it. */
+ * 256 + 128), so no short last block has its tiles reload and store their outputs for a fraction of the
+ * work. */
 static inline size_t kernels_kc(size_t k) {
 	size_t blocks = (k + KERNEL_KC - 1) / KERNEL_KC;
 	return (k + blocks - 1) / blocks;

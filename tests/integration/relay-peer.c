@@ -101,20 +101,27 @@ static int dial(const char *s, uint64_t timeout_usec) {
 	return fd;
 }
 
-/* Read one frame into *buf (grown as needed, kept across calls: no allocation per frame). */
-static int read_frame_into(int fd, struct frame_header *h, uint8_t **buf, size_t *cap) {
+static int read_header(int fd, struct frame_header *h) {
 	uint8_t hdr[FRAME_HEADER_SIZE];
 	int r = read_all(fd, hdr, sizeof hdr);
-	if (r < 0 || (r = frame_header_decode(hdr, 0, h)) < 0)
-		return r;
-	if (h->length > *cap) {
-		uint8_t *n = realloc(*buf, h->length);
+	return r < 0 ? r : frame_header_decode(hdr, 0, h);
+}
+
+/* Read len payload bytes into *buf (grown as needed, kept across calls: no allocation per frame). */
+static int read_payload_into(int fd, size_t len, uint8_t **buf, size_t *cap) {
+	if (len > *cap) {
+		uint8_t *n = realloc(*buf, len);
 		if (!n)
 			return -ENOMEM;
 		*buf = n;
-		*cap = h->length;
+		*cap = len;
 	}
-	return h->length ? read_all(fd, *buf, h->length) : 0;
+	return len ? read_all(fd, *buf, len) : 0;
+}
+
+static int read_frame_into(int fd, struct frame_header *h, uint8_t **buf, size_t *cap) {
+	int r = read_header(fd, h);
+	return r < 0 ? r : read_payload_into(fd, h->length, buf, cap);
 }
 
 /* Echo one frame back as RESPONSE. Payloads of 64 KiB and more are spliced socket -> pipe -> socket behind
@@ -123,8 +130,8 @@ static int read_frame_into(int fd, struct frame_header *h, uint8_t **buf, size_t
 #define ECHO_SPLICE_MIN (64u * 1024)
 static int echo_frame(int fd, uint8_t **buf, size_t *cap, int pipefd[2], struct frame_header *ret_h) {
 	uint8_t hdr[FRAME_HEADER_SIZE];
-	int r = read_all(fd, hdr, sizeof hdr);
-	if (r < 0 || (r = frame_header_decode(hdr, 0, ret_h)) < 0)
+	int r = read_header(fd, ret_h);
+	if (r < 0)
 		return r;
 	if (ret_h->length >= ECHO_SPLICE_MIN && pipefd[0] >= 0) {
 		frame_header_encode(&(struct frame_header){.type = FRAME_RESPONSE, .seq = ret_h->seq,
@@ -154,14 +161,7 @@ static int echo_frame(int fd, uint8_t **buf, size_t *cap, int pipefd[2], struct 
 		}
 		return 0;
 	}
-	if (ret_h->length > *cap) {
-		uint8_t *n = realloc(*buf, ret_h->length);
-		if (!n)
-			return -ENOMEM;
-		*buf = n;
-		*cap = ret_h->length;
-	}
-	if (ret_h->length && (r = read_all(fd, *buf, ret_h->length)) < 0)
+	if ((r = read_payload_into(fd, ret_h->length, buf, cap)) < 0)
 		return r;
 	return send_frame(fd, FRAME_RESPONSE, ret_h->seq, *buf, ret_h->length);
 }
