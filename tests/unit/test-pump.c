@@ -1,5 +1,5 @@
 /* Tests for pump.c over socketpairs: frames of every size class pass unchanged (buffer and splice paths, headers
- * split across reads), AUDIT frames are taken out and handed over, the size cap and truncation are errors of
+ * split across reads, large frames spliced across their boundaries), AUDIT frames are taken out and handed over, the size cap and truncation are errors of
  * the right side, a frame can be appended at a boundary only, hold_eof, and raw mode. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +21,7 @@ struct rig {
 	size_t got_len, got_cap;
 	int audits;
 	uint32_t audit_bytes;
+	size_t chunk; /* bytes written per step */
 };
 
 static void rig_open(struct rig *g) {
@@ -29,6 +30,7 @@ static void rig_open(struct rig *g) {
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, g->out), 0);
 	g->got_cap = 8 << 20;
 	g->got = malloc(g->got_cap);
+	g->chunk = 7777; /* odd chunks split headers */
 }
 
 static void rig_close(struct rig *g) {
@@ -52,7 +54,7 @@ static int run(struct rig *g, struct pump *p, const uint8_t *data, size_t len, b
 	int r = 0;
 	for (int spins = 0; spins < 1000000; spins++) {
 		if (off < len) {
-			ssize_t n = write(g->in[0], data + off, MIN(len - off, (size_t)7777)); /* odd chunks split headers */
+			ssize_t n = write(g->in[0], data + off, MIN(len - off, g->chunk));
 			if (n > 0)
 				off += (size_t)n;
 		} else if (eof) {
@@ -109,6 +111,71 @@ static void test_frames_and_audit(void **state) {
 	assert_int_equal(pump_last_seq(p), ARRAY_SIZE(sizes) - 1);
 	pump_free(p);
 	free(in), free(want);
+	rig_close(&g);
+}
+
+/* Large frames back to back, written faster than the pump reads: the pump looks at each next header while the
+ * pipe still holds the end of the frame before it and splices on across the boundary. AUDIT frames and small
+ * frames between them still go through the buffer. */
+static void test_large_frames_back_to_back(void **state) {
+	static const struct {
+		uint8_t type;
+		size_t len;
+	} frames[] = {{FRAME_RESPONSE, 300000}, {FRAME_RESPONSE, 65536}, {FRAME_RESPONSE, 200000}, {FRAME_AUDIT, 40},
+		      {FRAME_RESPONSE, 100000}, {FRAME_RESPONSE, 7},     {FRAME_RESPONSE, 0},      {FRAME_RESPONSE, 500000},
+		      {FRAME_RESPONSE, 70000},  {FRAME_AUDIT, 0},        {FRAME_RESPONSE, 65536}};
+	uint8_t *in = malloc(4 << 20), *want = malloc(4 << 20);
+	for (int pass = 0; pass < 2; pass++) {
+		struct rig g;
+		rig_open(&g);
+		g.chunk = pass ? 4000 : 1 << 20;
+		size_t il = 0, wl = 0;
+		for (size_t i = 0; i < ARRAY_SIZE(frames); i++) {
+			size_t before = il;
+			il = add_frame(in, il, frames[i].type, (uint32_t)i, frames[i].len,
+				       frames[i].type == FRAME_AUDIT ? 0xA0 : (uint8_t)i);
+			if (frames[i].type != FRAME_AUDIT) {
+				memcpy(want + wl, in + before, il - before);
+				wl += il - before;
+			}
+		}
+		struct pump_config c = {.mode = PUMP_FRAMES, .extract_type = FRAME_AUDIT, .extract_max = 1024,
+					.on_extract = on_extract, .userdata = &g};
+		struct pump *p;
+		assert_int_equal(pump_new(g.in[1], g.out[0], &c, &p), 0);
+		assert_int_equal(run(&g, p, in, il, true), PUMP_DONE);
+		assert_int_equal(g.got_len, wl);
+		assert_memory_equal(g.got, want, wl);
+		assert_int_equal(g.audits, 2);
+		assert_int_equal(g.audit_bytes, 40);
+		assert_int_equal(pump_bytes(p), wl);
+		assert_int_equal(pump_last_seq(p), ARRAY_SIZE(frames) - 1);
+		pump_free(p);
+		rig_close(&g);
+	}
+	free(in), free(want);
+}
+
+/* A bad header right behind a large frame: the frame before it is delivered whole, then the pump fails. */
+static void test_bad_header_after_large_frame(void **state) {
+	struct rig g;
+	rig_open(&g);
+	g.chunk = 1 << 20;
+	uint8_t *in = malloc(1 << 20);
+	size_t il = add_frame(in, 0, FRAME_REQUEST, 1, 200000, 3);
+	il = add_frame(in, il, FRAME_REQUEST, 2, 100000, 4);
+	size_t good = il;
+	frame_header_encode(&(struct frame_header){.type = FRAME_REQUEST, .length = 300000}, in + il);
+	il += FRAME_HEADER_SIZE;
+	struct pump_config c = {.mode = PUMP_FRAMES, .max_payload = 250000};
+	struct pump *p;
+	assert_int_equal(pump_new(g.in[1], g.out[0], &c, &p), 0);
+	assert_int_equal(run(&g, p, in, il, false), FRAME_E_OVERSIZE);
+	assert_int_equal(pump_failure(p), PUMP_FAIL_PROTOCOL);
+	assert_int_equal(g.got_len, good);
+	assert_memory_equal(g.got, in, good);
+	pump_free(p);
+	free(in);
 	rig_close(&g);
 }
 
@@ -210,6 +277,8 @@ static void test_raw(void **state) {
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_frames_and_audit),
+		cmocka_unit_test(test_large_frames_back_to_back),
+		cmocka_unit_test(test_bad_header_after_large_frame),
 		cmocka_unit_test(test_oversize_and_bad_header),
 		cmocka_unit_test(test_truncated),
 		cmocka_unit_test(test_finish_with_frame_and_hold_eof),
