@@ -27,10 +27,12 @@ jq -c '.cases[0] | {ids, embedding}' "$src/tests/oracle/fixture.json" >"$work/re
 
 # Per shape, ROUNDS alternating runs of each engine (eml, ort, eml, ort, ...), so that the slow swings of a
 # shared machine hit both alike; each run prints its median and fastest pass. The table shows the median of
-# the runs' medians and the fastest pass over all runs.
+# the runs' medians and the fastest pass over all runs, and `paired`: the geometric mean over the rounds of
+# eml's median / ort's median in the same round (the two runs of a round are adjacent in time, so the
+# machine's drift, 10-30% over seconds here, hits both alike).
 rounds=${ROUNDS:-5}
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
-printf '%-7s %10s %10s %8s %10s %10s %8s\n' shape eml_med ort_med ratio eml_min ort_min ratio
+printf '%-7s %10s %10s %8s %10s %10s %8s %8s\n' shape eml_med ort_med ratio eml_min ort_min ratio paired
 for s in $shapes; do
 	: >"$work/eml.med"; : >"$work/ort.med"; : >"$work/eml.min"; : >"$work/ort.min"
 	for _ in $(seq "$rounds"); do
@@ -45,6 +47,7 @@ for s in $shapes; do
 	done
 	om=$(median <"$work/eml.med"); tm=$(median <"$work/ort.med")
 	omin=$(sort -g "$work/eml.min" | head -1); tmin=$(sort -g "$work/ort.min" | head -1)
-	printf '%-7s %10s %10s %8.3f %10s %10s %8.3f\n' "$s" "$om" "$tm" "$(jq -n "$om / $tm")" "$omin" "$tmin" \
-		"$(jq -n "$omin / $tmin")"
+	paired=$(paste "$work/eml.med" "$work/ort.med" | awk '{ s += log($1 / $2); n++ } END { printf "%.3f", exp(s / n) }')
+	printf '%-7s %10s %10s %8.3f %10s %10s %8.3f %8s\n' "$s" "$om" "$tm" "$(jq -n "$om / $tm")" "$omin" "$tmin" \
+		"$(jq -n "$omin / $tmin")" "$paired"
 done
