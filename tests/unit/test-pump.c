@@ -85,6 +85,20 @@ static size_t add_frame(uint8_t *buf, size_t pos, uint8_t type, uint32_t seq, si
 	return pos + FRAME_HEADER_SIZE + len;
 }
 
+/* Run in through a pump that takes AUDIT frames out, to its end; what comes out must be want, byte for byte.
+ * Returns the pump for the caller's own checks. */
+static struct pump *pump_through(struct rig *g, const uint8_t *in, size_t il, const uint8_t *want, size_t wl) {
+	struct pump_config c = {.mode = PUMP_FRAMES, .extract_type = FRAME_AUDIT, .extract_max = 1024,
+				.on_extract = on_extract, .userdata = g};
+	struct pump *p;
+	assert_int_equal(pump_new(g->in[1], g->out[0], &c, &p), 0);
+	assert_int_equal(run(g, p, in, il, true), PUMP_DONE);
+	assert_int_equal(g->got_len, wl);
+	assert_memory_equal(g->got, want, wl);
+	assert_int_equal(pump_bytes(p), wl);
+	return p;
+}
+
 static void test_frames_and_audit(void **state) {
 	struct rig g;
 	rig_open(&g);
@@ -98,16 +112,9 @@ static void test_frames_and_audit(void **state) {
 		wl += il - before;
 		il = add_frame(in, il, FRAME_AUDIT, (uint32_t)i, 40, 0xA0); /* taken out */
 	}
-	struct pump_config c = {.mode = PUMP_FRAMES, .extract_type = FRAME_AUDIT, .extract_max = 1024,
-				.on_extract = on_extract, .userdata = &g};
-	struct pump *p;
-	assert_int_equal(pump_new(g.in[1], g.out[0], &c, &p), 0);
-	assert_int_equal(run(&g, p, in, il, true), PUMP_DONE);
-	assert_int_equal(g.got_len, wl);
-	assert_memory_equal(g.got, want, wl);
+	struct pump *p = pump_through(&g, in, il, want, wl);
 	assert_int_equal(g.audits, (int)ARRAY_SIZE(sizes));
 	assert_int_equal(g.audit_bytes, 40 * ARRAY_SIZE(sizes));
-	assert_int_equal(pump_bytes(p), wl);
 	assert_int_equal(pump_last_seq(p), ARRAY_SIZE(sizes) - 1);
 	pump_free(p);
 	free(in), free(want);
@@ -139,16 +146,9 @@ static void test_large_frames_back_to_back(void **state) {
 				wl += il - before;
 			}
 		}
-		struct pump_config c = {.mode = PUMP_FRAMES, .extract_type = FRAME_AUDIT, .extract_max = 1024,
-					.on_extract = on_extract, .userdata = &g};
-		struct pump *p;
-		assert_int_equal(pump_new(g.in[1], g.out[0], &c, &p), 0);
-		assert_int_equal(run(&g, p, in, il, true), PUMP_DONE);
-		assert_int_equal(g.got_len, wl);
-		assert_memory_equal(g.got, want, wl);
+		struct pump *p = pump_through(&g, in, il, want, wl);
 		assert_int_equal(g.audits, 2);
 		assert_int_equal(g.audit_bytes, 40);
-		assert_int_equal(pump_bytes(p), wl);
 		assert_int_equal(pump_last_seq(p), ARRAY_SIZE(frames) - 1);
 		pump_free(p);
 		rig_close(&g);
