@@ -348,7 +348,7 @@ struct job {
 
 static void run_gemm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
-	size_t panels = (j->g.n + KERNEL_NR - 1) / KERNEL_NR, tp = j->task_panels;
+	size_t panels = kernels_panels(j->g.n), tp = j->task_panels;
 	size_t pt = (panels + tp - 1) / tp, mb = task / pt, pb = task % pt;
 	size_t m0 = mb * GEMM_MC, p0 = pb * tp;
 	j->c->m->k->gemm(&j->g, m0, MIN(m0 + GEMM_MC, j->g.m), p0, MIN(p0 + tp, panels));
@@ -415,7 +415,7 @@ static void gemm(struct job *j, const float *a, size_t lda, const struct linear 
 	 * (11 whole row blocks of 1024 rows left one thread 6 of them and the other 5), each as many panels
 	 * wide as that allows: a task's kernel prefetches each panel while it works on the one before, so
 	 * only its first panel comes cold from memory. */
-	size_t panels = (l->n + KERNEL_NR - 1) / KERNEL_NR, mblocks = (j->tokens + GEMM_MC - 1) / GEMM_MC;
+	size_t panels = kernels_panels(l->n), mblocks = (j->tokens + GEMM_MC - 1) / GEMM_MC;
 	size_t want = 8 * threadpool_size(j->c->pool), splits = MIN(panels, (want + mblocks - 1) / mblocks);
 	j->task_panels = (panels + splits - 1) / splits;
 	threadpool_run(j->c->pool, run_gemm, j, mblocks * ((panels + j->task_panels - 1) / j->task_panels));
@@ -435,7 +435,7 @@ static void run_gemm_ln(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	size_t H = j->c->m->cfg.hidden, r0 = row_bound(j, task), r1 = row_bound(j, task + 1);
 	if (r0 == r1) return;
-	j->c->m->k->gemm(&j->g, r0, r1, 0, (j->g.n + KERNEL_NR - 1) / KERNEL_NR);
+	j->c->m->k->gemm(&j->g, r0, r1, 0, kernels_panels(j->g.n));
 	j->c->m->k->layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 

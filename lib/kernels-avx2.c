@@ -217,7 +217,7 @@ AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp, float scale) {
  * row of O scaled by its 1 / sum. */
 AVX2 static void attention_avx2(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 				float scale, float *out, size_t ldo, float *scratch) {
-	size_t Ln = (L + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR, dn = (d + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR;
+	size_t Ln = kernels_panels(L) * KERNEL_NR, dn = kernels_panels(d) * KERNEL_NR;
 	float *kp = scratch, *vp = kp + d * Ln, *s = vp + L * dn, *inv = s + L * Ln;
 	for (size_t j = 0; j < Ln; j++) {
 		float *dst = kp + (j / KERNEL_NR * d) * KERNEL_NR + j % KERNEL_NR;

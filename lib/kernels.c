@@ -5,11 +5,11 @@
 #include "kernels.h"
 
 size_t kernels_packed_size(size_t n, size_t k) {
-	return (n + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR * k * sizeof(float);
+	return kernels_panels(n) * KERNEL_NR * k * sizeof(float);
 }
 
 void kernels_pack(const float *w, size_t n, size_t k, float *dst) {
-	size_t panels = (n + KERNEL_NR - 1) / KERNEL_NR;
+	size_t panels = kernels_panels(n);
 	for (size_t p = 0; p < panels; p++)
 		for (size_t kk = 0; kk < k; kk++)
 			for (size_t j = 0; j < KERNEL_NR; j++) {

@@ -41,6 +41,11 @@ struct kernels {
 			  const float *beta, float eps);
 };
 
+/* Panels that hold n columns (the last one zero-padded). */
+static inline size_t kernels_panels(size_t n) {
+	return (n + KERNEL_NR - 1) / KERNEL_NR;
+}
+
 /* Length of the K blocks for a product with k rows: equal blocks of at most KERNEL_KC (384 is 192 + 192, not
  * 256 + 128), so no short last block has its tiles reload and store their outputs for a fraction of the
  * work. */
@@ -52,7 +57,7 @@ static inline size_t kernels_kc(size_t k) {
 /* Floats of attention scratch for L tokens and head width d: key and value panels, the L x L scores, the
  * row sums; a multiple of 16, so per-thread slices stay 64-byte aligned. */
 static inline size_t kernels_attention_scratch(size_t L, size_t d) {
-	size_t Ln = (L + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR, dn = (d + KERNEL_NR - 1) / KERNEL_NR * KERNEL_NR;
+	size_t Ln = kernels_panels(L) * KERNEL_NR, dn = kernels_panels(d) * KERNEL_NR;
 	return d * Ln + L * dn + L * Ln + Ln;
 }
 

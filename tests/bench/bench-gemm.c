@@ -15,7 +15,7 @@ static double bench(const struct kernels *k, size_t m, size_t n, size_t kk, int 
 	kernels_pack(w, n, kk, packed);
 	struct gemm_args g = {.a = a, .lda = kk, .packed = packed, .bias = bias, .c = c, .ldc = n, .m = m, .n = n,
 			      .k = kk, .act = act};
-	size_t panels = (n + KERNEL_NR - 1) / KERNEL_NR;
+	size_t panels = kernels_panels(n);
 	double best = 1e30;
 	for (int r = 0; r < 30; r++) {
 		uint64_t t0 = now_monotonic_usec();
