@@ -31,7 +31,6 @@ uint64_t now_realtime_usec(void);
 void wipe(void *p, size_t len);
 void free_secret(void *p, size_t len);
 
-
 /* Constant-time comparison. */
 bool mem_equal_ct(const void *a, const void *b, size_t len);
 

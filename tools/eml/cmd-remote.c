@@ -37,10 +37,18 @@ struct keys {
 /* One --policy-key option; says what is wrong with it on failure. */
 static int add_key(struct keys *ks, const char *arg) {
 	uint8_t pub[32];
-	void *n = NULL;
-	if (ks->n >= MAX_KEYS || keyfile_load_public(arg, pub) < 0 || !(n = realloc(ks->k, (ks->n + 1) * 32))) {
+	if (ks->n >= MAX_KEYS) {
+		fprintf(stderr, "error: USAGE: at most %d --policy-key options\n", MAX_KEYS);
+		return -E2BIG;
+	}
+	if (keyfile_load_public(arg, pub) < 0) {
 		fprintf(stderr, "error: USAGE: --policy-key %s is not an Ed25519 public key\n", arg);
 		return -EINVAL;
+	}
+	void *n = realloc(ks->k, (ks->n + 1) * 32);
+	if (!n) {
+		fprintf(stderr, "error: out of memory\n");
+		return -ENOMEM;
 	}
 	ks->k = n;
 	memcpy(ks->k[ks->n++], pub, 32);
