@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "embedder.h"
+#include "kernels.h"
 #include "macro.h"
 #include "safetensors.h"
 #include "util.h"
@@ -261,10 +262,39 @@ static void test_narrow_heads(void **state) {
 	free(b.data);
 }
 
+/* The product's GELU epilogue against erf in double, from -12 to 12: the AVX2 set evaluates erf by a
+ * rational approximation of its own (kernels-avx2.c), so check it here rather than only through whole
+ * embeddings. */
+static void test_gelu_epilogue(void **state) {
+	enum { M = 4801, K = 2, N = 16 };
+	static float a[M * K], c[M * N], w[N * K];
+	float *packed = aligned_alloc(64, kernels_packed_size(N, K));
+	assert_non_null(packed);
+	for (int j = 0; j < N; j++) w[j * K] = 1.0f; /* every column is a[i][0] */
+	kernels_pack(w, N, K, packed);
+	for (int i = 0; i < M; i++) a[i * K] = -12.0f + 24.0f * (float)i / (M - 1);
+	for (int level = KERNELS_PORTABLE; level <= KERNELS_AVX2; level++) {
+		const struct kernels *k = kernels_select(level);
+		struct gemm_args g = {.a = a, .lda = K, .packed = packed, .c = c, .ldc = N, .m = M, .n = N, .k = K,
+				      .act = ACT_GELU};
+		k->gemm(&g, 0, M, 0, 1);
+		for (int i = 0; i < M; i++) {
+			double x = a[i * K], want = 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
+			/* 2 ulps of the result where it is large, 1e-6 near zero */
+			double tol = fmax(1e-6, 2.5e-7 * fabs(want));
+			for (int j = 0; j < N; j += 5)
+				if (fabs(c[i * N + j] - want) > tol)
+					fail_msg("%s: gelu(%g) = %.9g, want %.9g", k->name, x, c[i * N + j], want);
+		}
+	}
+	free(packed);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consistency),
 		cmocka_unit_test(test_narrow_heads),
+		cmocka_unit_test(test_gelu_epilogue),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_shared_model),
 	};
