@@ -262,6 +262,34 @@ static void test_narrow_heads(void **state) {
 	free(b.data);
 }
 
+/* A batch of 300 tokens runs the fused QKV + attention pass in groups of sequences (bert.c, about 128
+ * tokens each): every sequence still gets what it gets alone, at one thread (the fused path) and three. */
+static void test_sequence_groups(void **state) {
+	struct blob b = make_model();
+	struct embedder *fast = load(&b, 0);
+	enum { N = 12, D = 96 };
+	int32_t seq[N][40];
+	size_t lens[N];
+	const int32_t *ids[N];
+	for (int s = 0; s < N; s++) {
+		lens[s] = 40 - (size_t)(s * 7 % 30); /* 11 to 40 tokens, 318 in all */
+		for (int t = 0; t < 40; t++) seq[s][t] = (s * 13 + t * 3) % 64;
+		ids[s] = seq[s];
+	}
+	float batch[N * D], t3[N * D], alone[D];
+	encode(fast, 1, ids, lens, N, batch);
+	encode(fast, 3, ids, lens, N, t3);
+	for (int s = 0; s < N; s++) {
+		encode(fast, 1, &ids[s], &lens[s], 1, alone);
+		for (int h = 0; h < D; h++) {
+			if (fabsf(alone[h] - batch[s * D + h]) > 1e-5f) fail_msg("seq %d dim %d: batch differs", s, h);
+			if (fabsf(t3[s * D + h] - batch[s * D + h]) > 1e-5f) fail_msg("seq %d dim %d: 3 threads differ", s, h);
+		}
+	}
+	embedder_free(fast);
+	free(b.data);
+}
+
 /* The product's GELU epilogue against erf in double, from -12 to 12: the AVX2 set evaluates erf by a
  * rational approximation of its own (kernels-avx2.c), so check it here rather than only through whole
  * embeddings. */
@@ -294,6 +322,7 @@ int main(void) {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_consistency),
 		cmocka_unit_test(test_narrow_heads),
+		cmocka_unit_test(test_sequence_groups),
 		cmocka_unit_test(test_gelu_epilogue),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_shared_model),
