@@ -64,8 +64,10 @@ static inline size_t kernels_attention_scratch(size_t L, size_t d) {
 /* Prefetch distance, in k steps (cache lines of a panel), for a panel no earlier tile has prefetched. */
 #define KERNEL_PF_AHEAD 16
 
-/* Kernel sets, slowest first. (An AVX-512 set, 12 x 32 register tiles, was measured and dropped: on Zen 4,
- * which runs 512-bit FMAs as two 256-bit halves, it was no faster at small shapes and 10% slower at 32x32.) */
+/* Kernel sets, slowest first. (AVX-512 sets were measured and dropped: on Zen 4, which runs 512-bit FMAs as
+ * two 256-bit halves, 12 x 32 tiles were no faster at small shapes and 10% slower at 32x32; 8- to 24-row
+ * tiles of one 16-wide panel with broadcasts folded into the FMAs ran 12-35% slower at 1024 rows and only
+ * won at 16-32 rows with cold weights, where the AVX2 set already leads.) */
 enum kernels_level { KERNELS_PORTABLE, KERNELS_AVX2 };
 
 /* The fastest set this CPU runs, up to max. */
