@@ -5,6 +5,8 @@
 # Rounds alternate between the two so background load hits both alike; best and median of the rounds, and the
 # ratio of the two within each round (adjacent runs), whose geometric mean is the throughput verdict: this
 # machine's speed drifts by 10-30% over seconds, which moves both medians, but hits both runs of a round alike.
+# 30 rounds: the relay leads by a few percent and a round's ratio scatters by ~10%, so 15 rounds (standard
+# error ~3%) put one run in four just under 1.0; 30 rounds take ~50 s.
 # The load generator runs in --fast mode (one random frame resent, echoes compared with memcmp): hashing and
 # a per-frame allocation made the generator, not the proxy, the bottleneck (both proxies then measured the
 # generator's ~360 MiB/s). Integrity through the relay is blind-relay.test's job (SHA-256 of 64 MiB).
@@ -12,7 +14,7 @@ set -euo pipefail
 B=${EML_BUILD:-$PWD/build/release}
 PEER=$B/testbin/relay-peer
 PROXYD=/lib/systemd/systemd-socket-proxyd
-ROUNDS=${BENCH_ROUNDS:-15}
+ROUNDS=${BENCH_ROUNDS:-30}
 [[ -x $PROXYD ]] || { echo "no $PROXYD (Debian package systemd)"; exit 1; }
 tmp=$(mktemp -d); pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$tmp"' EXIT
