@@ -193,7 +193,9 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 							     : NULL;
 			for (size_t i = m0, mr, t = 0; i < m1; i += mr, t++) {
 				mr = tile_rows(m1 - i);
-				const float *pf = next ? next + t * KERNEL_NR : t == 0 ? b + KERNEL_PF_AHEAD * KERNEL_NR : NULL;
+				const float *pf = next	 ? next + t * KERNEL_NR
+						  : t == 0 ? b + KERNEL_PF_AHEAD * KERNEL_NR
+							   : NULL;
 				if (g->n - n0 < KERNEL_NR)
 					tile_partial(g, mr, i, p, k0, kc, first, last);
 				else

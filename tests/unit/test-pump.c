@@ -1,6 +1,7 @@
 /* Tests for pump.c over socketpairs: frames of every size class pass unchanged (buffer and splice paths, headers
- * split across reads, large frames spliced across their boundaries), AUDIT frames are taken out and handed over, the size cap and truncation are errors of
- * the right side, a frame can be appended at a boundary only, hold_eof, and raw mode. */
+ * split across reads, large frames spliced across their boundaries), AUDIT frames are taken out and handed
+ * over, the size cap and truncation are errors of the right side, a frame can be appended at a boundary only,
+ * hold_eof, and raw mode. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
