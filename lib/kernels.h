@@ -9,8 +9,12 @@
 
 #define KERNEL_NR 16  /* columns per packed panel */
 #define KERNEL_MR 6   /* activation rows per register tile */
-#define KERNEL_KC 256 /* longest K block: one panel block (16 KiB) stays in L1 */
-#define KERNEL_MC 96  /* row block: 96 x KC activations (96 KiB) stay in L2 */
+/* Longest K block. 512 rather than 256 (one panel block of 16 KiB, sized for L1): panel blocks stream
+ * well from L2 with the prefetch, and fewer blocks mean fewer tile calls and fewer loads and stores of the
+ * accumulators between blocks; a pass with 512 ran 2-6% faster at every shape (1 and 2 threads, two
+ * configurations alternating pass by pass in one process, on a Zen 3 with a 32 KiB L1). */
+#define KERNEL_KC 512
+#define KERNEL_MC 96  /* row block: 96 x KC activations (up to 192 KiB) stay in L2 */
 
 enum { ACT_NONE, ACT_GELU };
 
@@ -46,8 +50,8 @@ static inline size_t kernels_panels(size_t n) {
 	return (n + KERNEL_NR - 1) / KERNEL_NR;
 }
 
-/* Length of the K blocks for a product with k rows: equal blocks of at most KERNEL_KC (384 is 192 + 192, not
- * 256 + 128), so no short last block has its tiles reload and store their outputs for a fraction of the
+/* Length of the K blocks for a product with k rows: equal blocks of at most KERNEL_KC (600 is 300 + 300, not
+ * 512 + 88), so no short last block has its tiles reload and store their outputs for a fraction of the
  * work. */
 static inline size_t kernels_kc(size_t k) {
 	size_t blocks = (k + KERNEL_KC - 1) / KERNEL_KC;

@@ -16,10 +16,10 @@
 #include "safetensors.h"
 #include "util.h"
 
-/* hidden 96, 3 heads of 32 (the AVX2 attention path), 2 layers, a 300 wide (partial panels)
- * feed-forward: 300 K elements in the down projection >= KERNEL_KC (several K blocks). */
+/* hidden 96, 3 heads of 32 (the AVX2 attention path), 2 layers, a 600 wide (partial panels)
+ * feed-forward: 600 K elements in the down projection > KERNEL_KC (several K blocks). */
 static const char config[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
-			     "\"num_attention_heads\":3,\"intermediate_size\":300,\"max_position_embeddings\":40,"
+			     "\"num_attention_heads\":3,\"intermediate_size\":600,\"max_position_embeddings\":40,"
 			     "\"type_vocab_size\":2,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\"}";
 
 struct blob {
@@ -34,7 +34,7 @@ static float frand(void) {
 }
 
 static struct blob make_model(void) {
-	const size_t H = 96, I = 300, V = 64, P = 40;
+	const size_t H = 96, I = 600, V = 64, P = 40;
 	struct safetensors_out t[64];
 	float *bufs[64];
 	size_t n = 0;
@@ -160,20 +160,20 @@ static void test_refusals(void **state) {
 	struct embedder *e;
 	char err[256] = "";
 	static const char gelu_tanh[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
-					"\"num_attention_heads\":2,\"intermediate_size\":300,"
+					"\"num_attention_heads\":2,\"intermediate_size\":600,"
 					"\"max_position_embeddings\":40,\"hidden_act\":\"gelu_new\"}";
 	assert_int_equal(embedder_load_mem(gelu_tanh, sizeof gelu_tanh - 1, vocab, sizeof vocab - 1, b.data, b.len, 0,
 					   &e, err, sizeof err),
 			 -EOPNOTSUPP);
 	/* A model with more layers than the file holds names the missing tensor. */
 	static const char three[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":3,"
-				    "\"num_attention_heads\":2,\"intermediate_size\":300,\"max_position_embeddings\":40}";
+				    "\"num_attention_heads\":2,\"intermediate_size\":600,\"max_position_embeddings\":40}";
 	assert_int_equal(embedder_load_mem(three, sizeof three - 1, vocab, sizeof vocab - 1, b.data, b.len, 0, &e, err,
 					   sizeof err),
 			 -ENOENT);
 	assert_non_null(strstr(err, "encoder.layer.2."));
 	static const char wide[] = "{\"vocab_size\":64,\"hidden_size\":48,\"num_hidden_layers\":2,"
-				   "\"num_attention_heads\":2,\"intermediate_size\":300,\"max_position_embeddings\":40}";
+				   "\"num_attention_heads\":2,\"intermediate_size\":600,\"max_position_embeddings\":40}";
 	assert_int_equal(embedder_load_mem(wide, sizeof wide - 1, vocab, sizeof vocab - 1, b.data, b.len, 0, &e, err,
 					   sizeof err),
 			 -EBADMSG);
@@ -232,7 +232,7 @@ static void test_shared_model(void **state) {
  * of 7 and 8 rows (the 4+3 and 4+4 tail tiles) and 40. */
 static void test_narrow_heads(void **state) {
 	static const char heads4[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
-				     "\"num_attention_heads\":4,\"intermediate_size\":300,"
+				     "\"num_attention_heads\":4,\"intermediate_size\":600,"
 				     "\"max_position_embeddings\":40,\"hidden_act\":\"gelu\"}";
 	struct blob b = make_model();
 	struct embedder *fast, *port;
