@@ -1,11 +1,12 @@
-/* hpke.c: RFC 9180 (see hpke.h). HMAC-SHA256 for the labeled HKDF, EVP X25519, EVP AEAD contexts that are
- * keyed once per HPKE context and only re-nonced per message. */
+/* hpke.c: RFC 9180 (see hpke.h). HMAC-SHA256 for the labeled HKDF, EVP X25519 (public keys computed with
+ * nettle), EVP AEAD contexts that are keyed once per HPKE context and only re-nonced per message. */
 #include "hpke.h"
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <limits.h>
+#include <nettle/curve25519.h>
 #include <string.h>
 
 #include "macro.h"
@@ -134,41 +135,37 @@ struct hpke_key {
 	uint8_t pk[HPKE_KEY_LEN];
 };
 
-/* Loading a raw private key costs a scalar multiplication (OpenSSL derives the public key), so callers keep
- * the EVP_PKEY rather than reloading it for each DH. */
+/* The public key with nettle's fixed-base multiplication (a precomputed table, side-channel silent like the
+ * rest of nettle's ECC; it clamps the scalar as RFC 7748 says), then both halves into OpenSSL, which so does
+ * not compute the public key again: 29 us against 45-50 us for OpenSSL 3.0's keygen or raw private key
+ * import (its own Montgomery ladder), and a session setup makes two such keys. The DH itself stays with
+ * OpenSSL, whose variable-base multiplication is faster than nettle's (41 against 69 us). */
 static int x25519_load(const uint8_t sk[HPKE_KEY_LEN], EVP_PKEY **ret, uint8_t ret_pk[HPKE_KEY_LEN]) {
-	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, NULL, sk, HPKE_KEY_LEN);
-	size_t n = HPKE_KEY_LEN;
-	if (!k)
-		return -EIO;
-	if (EVP_PKEY_get_raw_public_key(k, ret_pk, &n) != 1 || n != HPKE_KEY_LEN) {
-		EVP_PKEY_free(k);
-		return -EIO;
-	}
-	*ret = k;
-	return 0;
+	curve25519_mul_g(ret_pk, sk);
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PRIV_KEY, (void *)sk, HPKE_KEY_LEN),
+		OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY, ret_pk, HPKE_KEY_LEN),
+		OSSL_PARAM_construct_end(),
+	};
+	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
+	EVP_PKEY *k = NULL;
+	int r = c && EVP_PKEY_fromdata_init(c) == 1 && EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, params) == 1 ? 0 : -EIO;
+	EVP_PKEY_CTX_free(c);
+	if (r == 0)
+		*ret = k;
+	return r;
 }
 
 static int x25519_generate(EVP_PKEY **ret, uint8_t ret_pk[HPKE_KEY_LEN]) {
-	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_id(EVP_PKEY_X25519, NULL);
-	EVP_PKEY *k = NULL;
-	size_t n = HPKE_KEY_LEN;
-	int r = -EIO;
-	if (c && EVP_PKEY_keygen_init(c) == 1 && EVP_PKEY_keygen(c, &k) == 1 &&
-	    EVP_PKEY_get_raw_public_key(k, ret_pk, &n) == 1 && n == HPKE_KEY_LEN) {
-		*ret = TAKE_PTR(k);
-		r = 0;
-	}
-	EVP_PKEY_free(k);
-	EVP_PKEY_CTX_free(c);
+	uint8_t sk[HPKE_KEY_LEN];
+	int r = RAND_priv_bytes(sk, sizeof sk) == 1 ? x25519_load(sk, ret, ret_pk) : -EIO;
+	wipe(sk, sizeof sk);
 	return r;
 }
 
 int hpke_public_key(const uint8_t sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]) {
-	EVP_PKEY *k = NULL;
-	int r = x25519_load(sk, &k, ret_pk);
-	EVP_PKEY_free(k);
-	return r;
+	curve25519_mul_g(ret_pk, sk);
+	return 0;
 }
 
 int hpke_generate_key_pair(uint8_t ret_sk[HPKE_KEY_LEN], uint8_t ret_pk[HPKE_KEY_LEN]) {
