@@ -1,13 +1,13 @@
 /* air.c: AIR v1 receipts (see air.h): deterministic claims encoding, the fixed COSE_Sign1 profile AIR uses,
- * Ed25519 through OpenSSL EVP, and the four verification layers. The envelope is parsed here rather than by
+ * Ed25519 (nettle), and the four verification layers. The envelope is parsed here rather than by
  * cose_sign1_decode because AIR must tell BAD_ALG from BAD_CONTENT_TYPE from a decode failure, refuse any
  * unprotected header and untagged messages, and sign with a content type in the protected header;
  * lib/cose supplies the Sig_structure. */
 #include "air.h"
 
 #include <ctype.h>
+#include <nettle/eddsa.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -129,31 +129,26 @@ void air_claims_done(struct air_claims *c) {
 
 /* ---- Ed25519 ------------------------------------------------------------------------------------------ */
 
+/* nettle rather than OpenSSL's EVP: a receipt is signed for every response and verified by every client, and
+ * here nettle signs in 35 us against 47 and verifies in 115-125 us against 122-144 (signatures are
+ * deterministic, so both give the same bytes); it is already a dependency (P-384). Like OpenSSL it refuses
+ * a non-canonical S (S >= L) and a public key that does not decode. */
 int air_public_key(const uint8_t sk[32], uint8_t ret_pk[32]) {
-	EVP_PKEY *k = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
-	size_t n = 32;
-	if (!k)
-		return -EIO;
-	int r = EVP_PKEY_get_raw_public_key(k, ret_pk, &n) == 1 && n == 32 ? 0 : -EIO;
-	EVP_PKEY_free(k);
-	return r;
+	ed25519_sha512_public_key(ret_pk, sk);
+	return 0;
 }
 
 struct air_signer {
-	EVP_PKEY *key;
+	uint8_t sk[32];
 	uint8_t pk[32];
 };
 
 int air_signer_new(const uint8_t sk[32], struct air_signer **ret) {
 	struct air_signer *s = calloc(1, sizeof *s);
-	size_t n = 32;
 	if (!s)
 		return -ENOMEM;
-	s->key = EVP_PKEY_new_raw_private_key(EVP_PKEY_ED25519, NULL, sk, 32);
-	if (!s->key || EVP_PKEY_get_raw_public_key(s->key, s->pk, &n) != 1 || n != 32) {
-		air_signer_free(s);
-		return -EIO;
-	}
+	memcpy(s->sk, sk, sizeof s->sk);
+	ed25519_sha512_public_key(s->pk, s->sk);
 	*ret = s;
 	return 0;
 }
@@ -161,39 +156,15 @@ int air_signer_new(const uint8_t sk[32], struct air_signer **ret) {
 void air_signer_free(struct air_signer *s) {
 	if (!s)
 		return;
-	EVP_PKEY_free(s->key);
+	wipe(s->sk, sizeof s->sk);
 	free(s);
 }
 
 const uint8_t *air_signer_public_key(const struct air_signer *s) { return s ? s->pk : NULL; }
 
-static int ed25519_sign(EVP_PKEY *k, const uint8_t *msg, size_t len, uint8_t sig[64]) {
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	size_t n = 64;
-	int r = -EIO;
-	if (m && EVP_DigestSignInit(m, NULL, NULL, NULL, k) == 1 && EVP_DigestSign(m, sig, &n, msg, len) == 1 &&
-	    n == 64)
-		r = 0;
-	EVP_MD_CTX_free(m);
-	return r;
-}
-
-/* 1 valid, 0 invalid, negative on error. OpenSSL rejects non-canonical S (S >= L). */
+/* 1 valid, 0 invalid. */
 static int ed25519_verify(const uint8_t pk[32], const uint8_t *msg, size_t len, const uint8_t sig[64]) {
-	EVP_PKEY *k = EVP_PKEY_new_raw_public_key(EVP_PKEY_ED25519, NULL, pk, 32);
-	EVP_MD_CTX *m = EVP_MD_CTX_new();
-	int r = -ENOMEM;
-	if (!k) {
-		r = 0; /* not a key at all: cannot verify anything */
-		goto out;
-	}
-	if (!m || EVP_DigestVerifyInit(m, NULL, NULL, NULL, k) != 1)
-		goto out;
-	r = EVP_DigestVerify(m, sig, 64, msg, len) == 1;
-out:
-	EVP_MD_CTX_free(m);
-	EVP_PKEY_free(k);
-	return r;
+	return ed25519_sha512_verify(pk, len, msg, sig) ? 1 : 0;
 }
 
 /* Sig_structure = ["Signature1", protected, external_aad = h'', payload] (lib/cose builds it). */
@@ -301,9 +272,7 @@ int air_signer_sign(const struct air_signer *s, const struct air_claims *c, uint
 	r = sig_structure(prot, sizeof prot, payload, payload_len, &tbs, &tbs_len);
 	if (r < 0)
 		return r;
-	r = ed25519_sign(s->key, tbs, tbs_len, sig);
-	if (r < 0)
-		return r;
+	ed25519_sha512_sign(s->pk, s->sk, tbs_len, tbs, sig);
 
 	/* 18([bstr prot, {}, bstr payload, bstr sig]) */
 	uint8_t hp[9];
