@@ -162,11 +162,6 @@ void air_signer_free(struct air_signer *s) {
 
 const uint8_t *air_signer_public_key(const struct air_signer *s) { return s ? s->pk : NULL; }
 
-/* 1 valid, 0 invalid. */
-static int ed25519_verify(const uint8_t pk[32], const uint8_t *msg, size_t len, const uint8_t sig[64]) {
-	return ed25519_sha512_verify(pk, len, msg, sig) ? 1 : 0;
-}
-
 /* Sig_structure = ["Signature1", protected, external_aad = h'', payload] (lib/cose builds it). */
 static int sig_structure(const uint8_t *prot, size_t prot_len, const uint8_t *payload, size_t payload_len,
 			 uint8_t **ret, size_t *ret_len) {
@@ -378,10 +373,7 @@ static int layer2(const struct parsed *p, const uint8_t pk[32], struct air_resul
 		return fail(res, AIR_BAD_SIG_LENGTH, "SIG", NULL, "signature is %zu bytes, expected 64", p->sig_len);
 	if (sig_structure(p->prot, p->prot_len, p->payload, p->payload_len, &tbs, &tbs_len) < 0)
 		return fail(res, AIR_INTERNAL_ERROR, "SIG", NULL, "out of memory");
-	int r = ed25519_verify(pk, tbs, tbs_len, p->sig);
-	if (r < 0)
-		return fail(res, AIR_INTERNAL_ERROR, "SIG", NULL, "verifier failure");
-	if (r == 0)
+	if (!ed25519_sha512_verify(pk, tbs_len, tbs, p->sig))
 		return fail(res, AIR_SIG_FAILED, "SIG", NULL, "Ed25519 signature does not verify with this key");
 	return 0;
 }
