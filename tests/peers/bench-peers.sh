@@ -5,11 +5,11 @@
 # network; ORT's output is first checked against the oracle's fixture. onnxruntime-node is installed under build/peers with
 # ONNXRUNTIME_NODE_INSTALL=skip (no GPU binaries are fetched; the CPU library ships in the package).
 set -euo pipefail
-model=$1
+model=$(cd "$1" && pwd)
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 work=$src/build/peers
-eml=${EML_BUILD:-$src/build/release}/bin/eml
+eml=$(realpath "${EML_BUILD:-$src/build/release}/bin/eml")
 py=${ORACLE_PYTHON:-/usr/bin/python3}
 threads=${THREADS:-2}
 shapes=${SHAPES:-1x16 1x32 1x128 8x32 32x32}
@@ -33,8 +33,14 @@ jq -c '.cases[0] | {ids, embedding}' "$src/tests/oracle/fixture.json" >"$work/re
 # 9 rounds (was 5): at 1024 tokens the two engines are within a few percent of each other and one round's
 # ratio scatters by 10-30% on a shared host, so 5 rounds left the verdict at that shape to chance.
 rounds=${ROUNDS:-9}
+# Then about LOCKSTEP seconds in lockstep (bench-ort.mjs --lockstep): bursts of at least 250 ms of each engine
+# alternating (eml then ort, ort then eml, ...), each once the other engine's threads are idle and after one
+# uncounted pass; `lockstep` is the geometric mean over those rounds of eml's burst median / ort's. The runs
+# above are 2 s apart, and a whole run sometimes lands in a phase where the host gives one core's speed; two
+# bursts well under a second apart see the same machine. 0 skips it.
+lockstep=${LOCKSTEP:-8}
 median() { sort -g | awk '{v[NR]=$1} END {print v[int((NR + 1) / 2)]}'; }
-printf '%-7s %10s %10s %8s %10s %10s %8s %8s\n' shape eml_med ort_med ratio eml_min ort_min ratio paired
+printf '%-7s %10s %10s %8s %10s %10s %8s %8s %8s\n' shape eml_med ort_med ratio eml_min ort_min ratio paired lockstep
 for s in $shapes; do
 	: >"$work/eml.med"; : >"$work/ort.med"; : >"$work/eml.min"; : >"$work/ort.min"
 	for _ in $(seq "$rounds"); do
@@ -50,6 +56,13 @@ for s in $shapes; do
 	om=$(median <"$work/eml.med"); tm=$(median <"$work/ort.med")
 	omin=$(sort -g "$work/eml.min" | head -1); tmin=$(sort -g "$work/ort.min" | head -1)
 	paired=$(paste "$work/eml.med" "$work/ort.med" | awk '{ s += log($1 / $2); n++ } END { printf "%.3f", exp(s / n) }')
-	printf '%-7s %10s %10s %8.3f %10s %10s %8.3f %8s\n' "$s" "$om" "$tm" "$(jq -n "$om / $tm")" "$omin" "$tmin" \
-		"$(jq -n "$omin / $tmin")" "$paired"
+	ls=-
+	if [[ $lockstep != 0 ]]; then
+		l=$(cd "$work" && node "$here/bench-ort.mjs" "$work/model.onnx" "$s" "$threads" --lockstep "$lockstep" -- \
+			"$eml" bench --model "$model" --shape "$s" --threads "$threads" 2>"$work/lockstep.err")
+		printf 'lockstep: %s\n' "${l//$'\n'/$'\n'lockstep: }" >&2
+		ls=$(sed -n 's/.*ratio_geomean=\([0-9.]*\).*/\1/p' <<<"$l")
+	fi
+	printf '%-7s %10s %10s %8.3f %10s %10s %8.3f %8s %8s\n' "$s" "$om" "$tm" "$(jq -n "$om / $tm")" "$omin" "$tmin" \
+		"$(jq -n "$omin / $tmin")" "$paired" "$ls"
 done

@@ -13,6 +13,13 @@ static int cmp_double(const void *a, const void *b) {
 	return (x > y) - (x < y);
 }
 
+/* One line of standard input; -1 at its end. */
+static int wait_for_line(void) {
+	for (int ch; (ch = getchar()) != '\n';)
+		if (ch == EOF) return -1;
+	return 0;
+}
+
 static int verb_bench(int argc, char **argv) {
 	static const struct option opts[] = {
 		{"model", required_argument, NULL, 'm'},
@@ -21,11 +28,13 @@ static int verb_bench(int argc, char **argv) {
 		{"iterations", required_argument, NULL, 'n'},
 		{"portable", no_argument, NULL, 'p'},
 		{"kernels", required_argument, NULL, 'k'},
+		{"lockstep", no_argument, NULL, 'l'},
 		{},
 	};
 	const char *dir = NULL;
 	uint64_t threads = 1, iters = 0;
 	unsigned B = 0, T = 0, flags = 0;
+	bool lockstep = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) switch (c) {
 		case 'm':
@@ -46,6 +55,9 @@ static int verb_bench(int argc, char **argv) {
 			break;
 		case 'k':
 			if (command_kernels(optarg, &flags) < 0) return 2;
+			break;
+		case 'l':
+			lockstep = true;
 			break;
 		default:
 			return command_usage("bench");
@@ -80,7 +92,8 @@ static int verb_bench(int argc, char **argv) {
 		ids[s] = p;
 		lens[s] = T;
 	}
-	if (iters == 0) { /* about two seconds, at least 10 runs */
+	if (lockstep && iters == 0) iters = 1000000; /* until the end of input */
+	else if (iters == 0) { /* about two seconds, at least 10 runs */
 		uint64_t t0 = now_monotonic_usec();
 		bert_encode(ctx, ids, lens, B, out);
 		uint64_t dt = now_monotonic_usec() - t0 + 1;
@@ -89,14 +102,24 @@ static int verb_bench(int argc, char **argv) {
 	for (int w = 0; w < 3; w++) bert_encode(ctx, ids, lens, B, out);
 	_cleanup_free_ double *ms = malloc(iters * sizeof *ms);
 	if (!ms) return 1;
-	for (uint64_t i = 0; i < iters; i++) {
+	if (lockstep) setvbuf(stdout, NULL, _IOLBF, 0);
+	uint64_t i = 0;
+	for (; i < iters; i++) {
+		/* Lockstep: another engine runs its passes between ours, so that both see the same machine. */
+		if (lockstep && wait_for_line() < 0) break;
 		uint64_t t0 = now_monotonic_usec();
 		if ((r = bert_encode(ctx, ids, lens, B, out)) < 0) {
 			fprintf(stderr, "error: %s\n", strerror(-r));
 			return 1;
 		}
 		ms[i] = (double)(now_monotonic_usec() - t0) / 1000.0;
+		if (lockstep) printf("pass_ms=%.3f\n", ms[i]);
 	}
+	if (i == 0) {
+		fprintf(stderr, "error: no passes\n");
+		return 1;
+	}
+	iters = i;
 	qsort(ms, iters, sizeof *ms, cmp_double);
 	double med = ms[iters / 2], p90 = ms[MIN(iters - 1, iters * 9 / 10)];
 	struct rusage ru;
@@ -109,5 +132,5 @@ static int verb_bench(int argc, char **argv) {
 	embedder_free(e);
 	return 0;
 }
-EML_COMMAND(bench, "bench", "--model DIR --shape BxT [--threads N] [--iterations N] [--kernels SET]",
+EML_COMMAND(bench, "bench", "--model DIR --shape BxT [--threads N] [--iterations N] [--kernels SET] [--lockstep]",
 	    "time the local encoder on B sequences of T tokens", verb_bench);
