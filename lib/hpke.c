@@ -138,8 +138,8 @@ struct hpke_key {
 /* The public key with nettle's fixed-base multiplication (a precomputed table, side-channel silent like the
  * rest of nettle's ECC; it clamps the scalar as RFC 7748 says), then both halves into OpenSSL, which so does
  * not compute the public key again: a key pair in 36-37 us against 46-47 us with OpenSSL 3.0's keygen (its
- * own Montgomery ladder; a raw private key import costs the same), and a session setup makes two. The DH itself stays with
- * OpenSSL, whose variable-base multiplication is faster than nettle's (41 against 69 us). */
+ * own Montgomery ladder; a raw private key import costs the same), and a session setup makes two. The DH
+ * itself stays with OpenSSL, whose variable-base multiplication is faster than nettle's (41 against 69 us). */
 static int x25519_load(const uint8_t sk[HPKE_KEY_LEN], EVP_PKEY **ret, uint8_t ret_pk[HPKE_KEY_LEN]) {
 	curve25519_mul_g(ret_pk, sk);
 	OSSL_PARAM params[] = {
@@ -149,10 +149,12 @@ static int x25519_load(const uint8_t sk[HPKE_KEY_LEN], EVP_PKEY **ret, uint8_t r
 	};
 	EVP_PKEY_CTX *c = EVP_PKEY_CTX_new_from_name(NULL, "X25519", NULL);
 	EVP_PKEY *k = NULL;
-	int r = c && EVP_PKEY_fromdata_init(c) == 1 && EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, params) == 1 ? 0 : -EIO;
-	EVP_PKEY_CTX_free(c);
-	if (r == 0)
+	int r = -EIO;
+	if (c && EVP_PKEY_fromdata_init(c) == 1 && EVP_PKEY_fromdata(c, &k, EVP_PKEY_KEYPAIR, params) == 1) {
 		*ret = k;
+		r = 0;
+	}
+	EVP_PKEY_CTX_free(c);
 	return r;
 }
 
