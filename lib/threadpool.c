@@ -2,7 +2,8 @@
  *
  * One 64-bit word `state` holds (generation << 32 | next task). A thread claims a task with a compare-and-swap
  * that only succeeds within the generation it read, so a late worker can never run a task of a job that has
- * moved on, and fn/arg/ntasks (published before the generation) are stable while any claim on it succeeds.
+ * moved on. run() closes the last generation (next task UINT32_MAX) before it rewrites fn/arg/ntasks, so no
+ * claim on it can succeed once a worker may see the new ones; the next generation is published after them.
  *
  * When every task is claimed but some still run elsewhere, the caller spins briefly and then sleeps on the
  * `done` futex until the last one finishes. Sleeping (rather than spinning or sched_yield()) matters on a busy
@@ -65,9 +66,10 @@ static void work(struct threadpool *p, uint32_t g, unsigned tid) {
 	uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
 	for (;;) {
 		if ((uint32_t)(s >> 32) != g) return;
-		threadpool_fn fn = atomic_load_explicit(&p->fn, memory_order_relaxed);
-		void *arg = atomic_load_explicit(&p->arg, memory_order_relaxed);
-		unsigned long n = atomic_load_explicit(&p->ntasks, memory_order_relaxed), i = (uint32_t)s;
+		/* Acquire: a field of the next job seen here means its closing of this one is seen too (run()). */
+		threadpool_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+		void *arg = atomic_load_explicit(&p->arg, memory_order_acquire);
+		unsigned long n = atomic_load_explicit(&p->ntasks, memory_order_acquire), i = (uint32_t)s;
 		if (i >= n) return;
 		if (!atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel,
 							   memory_order_acquire))
@@ -153,9 +155,14 @@ void threadpool_run(struct threadpool *p, threadpool_fn fn, void *arg, unsigned 
 		return;
 	}
 	uint32_t g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
-	atomic_store_explicit(&p->fn, fn, memory_order_relaxed);
-	atomic_store_explicit(&p->arg, arg, memory_order_relaxed);
-	atomic_store_explicit(&p->ntasks, ntasks, memory_order_relaxed);
+	/* Close the last job to claims before its fields change. A late worker holding its state (every task
+	 * claimed) could otherwise read the new, larger ntasks before the new state and claim with the old
+	 * state: a task of this job run twice, and `done` counted one too many, so run() could return before
+	 * its last task finished (seen once in test-threadpool on a busy host). Released with the fields. */
+	atomic_store_explicit(&p->state, (uint64_t)(g - 1) << 32 | UINT32_MAX, memory_order_relaxed);
+	atomic_store_explicit(&p->fn, fn, memory_order_release);
+	atomic_store_explicit(&p->arg, arg, memory_order_release);
+	atomic_store_explicit(&p->ntasks, ntasks, memory_order_release);
 	atomic_store_explicit(&p->done, 0, memory_order_relaxed);
 	atomic_store_explicit(&p->state, (uint64_t)g << 32, memory_order_release);
 	atomic_store(&p->gen, g); /* seq_cst: pairs with the sleepers count (no lost wake-up) */
