@@ -13,23 +13,27 @@
 #define AVX2 __attribute__((target("avx2,fma")))
 #define AVX2_INLINE static inline __attribute__((always_inline, target("avx2,fma")))
 
-/* e^x for x in float range: x = n ln2 + r, |r| <= ln2/2, degree-6 polynomial for e^r, 2^n via the exponent. */
-AVX2_INLINE __m256 exp256(__m256 x) {
-	/* Above -86.6 the result stays a normal float: a denormal costs a microcode assist per operation. */
-	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-86.6f)), _mm256_set1_ps(88.3f));
-	__m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-				   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-	r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-	__m256 p = _mm256_set1_ps(1.0f / 720);
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+/* e^x for the softmax, where x <= 0 (valid up to 88): x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for
+ * e^r, 2^n put into the exponent field. n is rounded by adding 1.5 * 2^23 + 127 (the exponent bias), which
+ * leaves n + 127 in the low mantissa bits ready to shift into place, with no round or convert instruction;
+ * r comes from one FMA with ln2 as a float (error |n| 2e-9: at most 3e-7 relative, at the clamp); the
+ * polynomial goes in Estrin's order, three dependent steps instead of six. Max relative error 4.7e-7 over
+ * [-86, 0] (2.3e-7 before, with a two-constant reduction and Horner); a head at 32 tokens 3% faster. */
+AVX2_INLINE __m256 exp256_softmax(__m256 x) {
+	/* Above -86.6, n + 127 >= 2 and the result stays a normal float (a denormal costs a microcode assist). */
+	x = _mm256_max_ps(x, _mm256_set1_ps(-86.6f));
+	const __m256 shift = _mm256_set1_ps(12582912.0f + 127.0f);
+	__m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), shift);
+	__m256 n = _mm256_sub_ps(t, shift);
+	__m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693147180559945309f), x);
+	__m256 r2 = _mm256_mul_ps(r, r), r4 = _mm256_mul_ps(r2, r2);
+	__m256 p01 = _mm256_add_ps(r, _mm256_set1_ps(1.0f));
+	__m256 p23 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 6), _mm256_set1_ps(0.5f));
+	__m256 p45 = _mm256_fmadd_ps(r, _mm256_set1_ps(1.0f / 120), _mm256_set1_ps(1.0f / 24));
+	__m256 p0123 = _mm256_fmadd_ps(p23, r2, p01);
+	__m256 p456 = _mm256_fmadd_ps(_mm256_set1_ps(1.0f / 720), r2, p45);
+	__m256 p = _mm256_fmadd_ps(p456, r4, p0123);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23)));
 }
 
 /* erf(x) as x P(x²) / Q(x²) on [-3.92, 3.92] (past 3.92, erf rounds to ±1 in float): a rational fit
@@ -232,10 +236,11 @@ AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp, float scale) {
 	for (size_t j = L; j < Lp; j++) s[j] = -INFINITY;
 	__m256 vmax = _mm256_set1_ps(-INFINITY);
 	for (size_t j = 0; j < Lp; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(s + j));
-	__m256 mx = _mm256_set1_ps(hmax(vmax)), sc = _mm256_set1_ps(scale), vsum = _mm256_setzero_ps();
+	/* scale > 0, so scale (s - max) <= 0 (up to the rounding of scale max, far inside the exponential's range) */
+	__m256 sc = _mm256_set1_ps(scale), mxsc = _mm256_set1_ps(hmax(vmax) * scale), vsum = _mm256_setzero_ps();
 	for (size_t j = 0; j < Lp; j += 8) {
-		__m256 e = exp256(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(s + j), mx), sc));
-		if (j + 8 > L) /* exp256 clamps, so padding lanes are masked to exactly 0 */
+		__m256 e = exp256_softmax(_mm256_fmsub_ps(_mm256_loadu_ps(s + j), sc, mxsc));
+		if (j + 8 > L) /* the exponential clamps, so padding lanes are masked to exactly 0 */
 			e = _mm256_and_ps(e, _mm256_cmp_ps(_mm256_add_ps(_mm256_set1_ps((float)j),
 									 _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7)),
 							   _mm256_set1_ps((float)L), _CMP_LT_OQ));
@@ -243,6 +248,68 @@ AVX2_INLINE float softmax_row(float *s, size_t L, size_t Lp, float scale) {
 		vsum = _mm256_add_ps(vsum, e);
 	}
 	return 1.0f / hsum(vsum);
+}
+
+/* r[i][c] <-> r[c][i] for an 8 x 8 block in registers. */
+AVX2_INLINE void transpose8x8(__m256 r[8]) {
+	__m256 t[8], u[8];
+	for (int i = 0; i < 8; i += 2) {
+		t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+		t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+	}
+	for (int i = 0; i < 8; i += 4) {
+		u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+		u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+		u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+		u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+	}
+	for (int i = 0; i < 4; i++) {
+		r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+		r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+	}
+}
+
+/* Keys as the weight of S = Q Kᵀ: kp[(j / 16) d + t][j % 16] = k[j][t], zero for the padding keys L <= j < Ln.
+ * Blocks of 8 x 8 are transposed in registers when d is a multiple of 8: the element-wise scatter was a third
+ * of a head's time outside its two products (a head at 32 tokens went from 3.5 to 2.75 us with this and the
+ * vector copy in pack_values, at 128 tokens from 38 to 35). */
+AVX2 static void pack_keys(const float *k, size_t ld, size_t L, size_t d, float *kp) {
+	size_t Ln = kernels_panels(L) * KERNEL_NR;
+	if (d % 8) {
+		for (size_t j = 0; j < Ln; j++) {
+			float *dst = kp + (j / KERNEL_NR * d) * KERNEL_NR + j % KERNEL_NR;
+			for (size_t t = 0; t < d; t++) dst[t * KERNEL_NR] = j < L ? k[j * ld + t] : 0.0f;
+		}
+		return;
+	}
+	for (size_t j0 = 0; j0 < Ln; j0 += 8) {
+		float *dst = kp + (j0 / KERNEL_NR * d) * KERNEL_NR + j0 % KERNEL_NR;
+		for (size_t t0 = 0; t0 < d; t0 += 8) {
+			__m256 r[8];
+			for (size_t i = 0; i < 8; i++)
+				r[i] = j0 + i < L ? _mm256_loadu_ps(k + (j0 + i) * ld + t0) : _mm256_setzero_ps();
+			transpose8x8(r);
+			for (size_t c = 0; c < 8; c++) _mm256_store_ps(dst + (t0 + c) * KERNEL_NR, r[c]);
+		}
+	}
+}
+
+/* Values as the weight of O = P V: vp[(p L + j)][c] = v[j][16 p + c], the last panel zero-padded. */
+AVX2 static void pack_values(const float *v, size_t ld, size_t L, size_t d, float *vp) {
+	for (size_t p = 0; p < kernels_panels(d); p++) {
+		size_t c0 = p * KERNEL_NR, w = MIN(d - c0, (size_t)KERNEL_NR);
+		for (size_t j = 0; j < L; j++) {
+			float *dst = vp + (p * L + j) * KERNEL_NR;
+			const float *src = v + j * ld + c0;
+			if (w == KERNEL_NR) {
+				_mm256_store_ps(dst, _mm256_loadu_ps(src));
+				_mm256_store_ps(dst + 8, _mm256_loadu_ps(src + 8));
+				continue;
+			}
+			memcpy(dst, src, w * sizeof(float));
+			memset(dst + w, 0, (KERNEL_NR - w) * sizeof(float));
+		}
+	}
 }
 
 /* One head as two small products on the GEMM kernel, which runs them near its peak where hand-written
@@ -253,17 +320,8 @@ AVX2 static void attention_avx2(const float *q, const float *k, const float *v, 
 				float scale, float *out, size_t ldo, float *scratch) {
 	size_t Ln = kernels_panels(L) * KERNEL_NR, dn = kernels_panels(d) * KERNEL_NR;
 	float *kp = scratch, *vp = kp + d * Ln, *s = vp + L * dn, *inv = s + L * Ln;
-	for (size_t j = 0; j < Ln; j++) {
-		float *dst = kp + (j / KERNEL_NR * d) * KERNEL_NR + j % KERNEL_NR;
-		for (size_t t = 0; t < d; t++) dst[t * KERNEL_NR] = j < L ? k[j * ld + t] : 0.0f;
-	}
-	for (size_t p = 0; p < dn / KERNEL_NR; p++)
-		for (size_t j = 0; j < L; j++) {
-			float *dst = vp + (p * L + j) * KERNEL_NR;
-			size_t c0 = p * KERNEL_NR, w = MIN(d - c0, (size_t)KERNEL_NR);
-			memcpy(dst, v + j * ld + c0, w * sizeof(float));
-			memset(dst + w, 0, (KERNEL_NR - w) * sizeof(float));
-		}
+	pack_keys(k, ld, L, d, kp);
+	pack_values(v, ld, L, d, vp);
 	struct gemm_args qk = {.a = q, .lda = ld, .packed = kp, .c = s, .ldc = Ln, .m = L, .n = Ln, .k = d};
 	gemm_avx2(&qk, 0, L, 0, Ln / KERNEL_NR);
 	for (size_t i = 0; i < L; i++) inv[i] = softmax_row(s + i * Ln, L, Ln, scale);

@@ -318,8 +318,82 @@ static void test_gelu_epilogue(void **state) {
 	free(packed);
 }
 
+/* One attention head, both kernel sets, against the same arithmetic in double: sequence lengths around the
+ * 8- and 16-wide blocks (key padding, the 8 x 8 key transposes), head widths that are and are not multiples
+ * of 8 and 16, rows with a stride. */
+static void test_attention_kernels(void **state) {
+	enum { LD = 200, LMAX = 130, DMAX = 64 };
+	static const size_t lens[] = {1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40, 100, 128, 130};
+	static const size_t widths[] = {8, 16, 24, 32, 40, 64, 12};
+	static float qkv[LMAX * LD], out[LMAX * DMAX];
+	static double ref[LMAX * DMAX], sc[LMAX];
+	unsigned seed = 1;
+	for (size_t i = 0; i < LMAX * LD; i++) {
+		seed = seed * 1103515245u + 12345u;
+		qkv[i] = (float)((seed >> 8) % 20001) / 10000.0f - 1.0f;
+	}
+	float *scratch = aligned_alloc(64, kernels_attention_scratch(LMAX, DMAX) * sizeof(float));
+	assert_non_null(scratch);
+	for (size_t li = 0; li < ARRAY_SIZE(lens); li++)
+		for (size_t wi = 0; wi < ARRAY_SIZE(widths); wi++) {
+			size_t L = lens[li], d = widths[wi];
+			const float *q = qkv, *k = qkv + DMAX, *v = qkv + 2 * DMAX;
+			/* Scores of up to about +-16: the exponentials span 1e-14 to 1. */
+			float scale = 16.0f / (float)d;
+			for (size_t i = 0; i < L; i++) {
+				double mx = -INFINITY, sum = 0;
+				for (size_t j = 0; j < L; j++) {
+					double dot = 0;
+					for (size_t t = 0; t < d; t++) dot += (double)q[i * LD + t] * k[j * LD + t];
+					sc[j] = dot * scale;
+					mx = fmax(mx, sc[j]);
+				}
+				for (size_t j = 0; j < L; j++) sum += sc[j] = exp(sc[j] - mx);
+				for (size_t t = 0; t < d; t++) {
+					double o = 0;
+					for (size_t j = 0; j < L; j++) o += sc[j] / sum * v[j * LD + t];
+					ref[i * d + t] = o;
+				}
+			}
+			for (int level = KERNELS_PORTABLE; level <= KERNELS_AVX2; level++) {
+				const struct kernels *kr = kernels_select(level);
+				kr->attention(q, k, v, LD, L, d, scale, out, d, scratch);
+				for (size_t i = 0; i < L * d; i++)
+					if (fabs(out[i] - ref[i]) > 2e-6)
+						fail_msg("%s L=%zu d=%zu: out[%zu][%zu] = %.9g, want %.9g", kr->name, L, d,
+							 i / d, i % d, out[i], ref[i]);
+			}
+		}
+	free(scratch);
+}
+
+/* Two keys whose scores differ by x: the outputs are the two softmax weights, e^x / (1 + e^x) and
+ * 1 / (1 + e^x), so the exponential is checked to a relative error over the whole range it is used in. */
+static void test_softmax_range(void **state) {
+	enum { D = 8 };
+	static float q[2 * D], out[2 * D];
+	float *scratch = aligned_alloc(64, kernels_attention_scratch(2, D) * sizeof(float));
+	assert_non_null(scratch);
+	for (double x = -85; x <= 85; x += 0.37) {
+		q[0] = (float)x;
+		double w0 = 1.0 / (1.0 + exp(-(double)q[0])), w1 = 1.0 / (1.0 + exp((double)q[0]));
+		for (int level = KERNELS_PORTABLE; level <= KERNELS_AVX2; level++) {
+			const struct kernels *kr = kernels_select(level);
+			float k[2 * D] = {1.0f}, v[2 * D] = {1.0f}; /* key 0 = value 0 = e0; key 1 = 0, value 1 = e1 */
+			v[D + 1] = 1.0f;
+			kr->attention(q, k, v, D, 2, D, 1.0f, out, D, scratch);
+			if (fabs(out[0] - w0) > 1e-6 * w0 || fabs(out[1] - w1) > 1e-6 * w1)
+				fail_msg("%s: scores 0 and %g give weights %.9g %.9g, want %.9g %.9g", kr->name, x, out[0],
+					 out[1], w0, w1);
+		}
+	}
+	free(scratch);
+}
+
 int main(void) {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_attention_kernels),
+		cmocka_unit_test(test_softmax_range),
 		cmocka_unit_test(test_consistency),
 		cmocka_unit_test(test_narrow_heads),
 		cmocka_unit_test(test_sequence_groups),
