@@ -372,6 +372,8 @@ static void test_attention_kernels(void **state) {
 static void test_softmax_range(void **state) {
 	enum { D = 8 };
 	static float q[2 * D], out[2 * D];
+	float k[2 * D] = {1.0f}, v[2 * D] = {1.0f}; /* key 0 = value 0 = e0; key 1 = 0, value 1 = e1 */
+	v[D + 1] = 1.0f;
 	float *scratch = aligned_alloc(64, kernels_attention_scratch(2, D) * sizeof(float));
 	assert_non_null(scratch);
 	for (double x = -85; x <= 85; x += 0.37) {
@@ -379,8 +381,6 @@ static void test_softmax_range(void **state) {
 		double w0 = 1.0 / (1.0 + exp(-(double)q[0])), w1 = 1.0 / (1.0 + exp((double)q[0]));
 		for (int level = KERNELS_PORTABLE; level <= KERNELS_AVX2; level++) {
 			const struct kernels *kr = kernels_select(level);
-			float k[2 * D] = {1.0f}, v[2 * D] = {1.0f}; /* key 0 = value 0 = e0; key 1 = 0, value 1 = e1 */
-			v[D + 1] = 1.0f;
 			kr->attention(q, k, v, D, 2, D, 1.0f, out, D, scratch);
 			if (fabs(out[0] - w0) > 1e-6 * w0 || fabs(out[1] - w1) > 1e-6 * w1)
 				fail_msg("%s: scores 0 and %g give weights %.9g %.9g, want %.9g %.9g", kr->name, x, out[0],
