@@ -14,11 +14,14 @@
 struct linear {
 	float *packed; /* kernels_pack() layout, in the model's arena */
 	float *bias;
-	size_t n, k;
+	size_t n, k, nr;
 };
 
 struct layer {
-	struct linear qkv, out, up, down; /* qkv fuses query, key, value: one product of width 3 * hidden */
+	/* qkv fuses query, key, value into one product of width 3 * hidden, its columns ordered by head: head h's
+	 * query, key and value columns are 3 d contiguous columns from 3 d h (d the head width), so that one
+	 * head's share of the product is one run of whole panels (run_qkv_attention). */
+	struct linear qkv, out, up, down;
 	float *ln1_g, *ln1_b, *ln2_g, *ln2_b;
 };
 
@@ -181,28 +184,39 @@ static int alloc_read(const struct safetensors *st, const char *name, size_t d0,
 	return 0;
 }
 
-/* Load `parts` Linear layers (prefix.NAME.weight [n_i, k], .bias [n_i]) stacked along N into one packed
- * product at *arena, which then moves past it. tmp holds sum(n_i) * k floats. */
+/* Load `parts` Linear layers (prefix.NAME.weight [n_i, k], .bias [n_i]) stacked along N into one product
+ * packed in panels of nr at *arena, which then moves past it; with heads, its columns interleaved by head
+ * (each head's n / heads columns of part 0, then of part 1, ...). tmp holds sum(n_i) * k floats. */
 static int load_linear(const struct safetensors *st, const char *prefix, const char *const *names, size_t parts,
-		       size_t n, size_t k, float *tmp, float **arena, struct linear *l, size_t *bytes, char *err,
-		       size_t errsz) {
+		       size_t n, size_t k, size_t nr, size_t heads, float *tmp, float **arena, struct linear *l,
+		       size_t *bytes, char *err, size_t errsz) {
 	size_t total = n * parts;
+	_cleanup_free_ float *bias = malloc(total * sizeof(float));
+	_cleanup_free_ size_t *order = heads ? malloc(total * sizeof(size_t)) : NULL;
 	l->n = total;
 	l->k = k;
+	l->nr = nr;
 	l->bias = malloc(total * sizeof(float));
 	l->packed = *arena;
-	*arena += kernels_packed_size(total, k) / sizeof(float);
-	if (!l->bias) return -ENOMEM;
+	*arena += kernels_packed_size(total, k, nr) / sizeof(float);
+	if (!l->bias || !bias || (heads && !order)) return -ENOMEM;
 	for (size_t i = 0; i < parts; i++) {
 		char name[256];
 		int r;
 		snprintf(name, sizeof name, "%s%s.weight", prefix, names[i]);
 		if ((r = read_tensor(st, name, n, k, tmp + i * n * k, err, errsz)) < 0) return r;
 		snprintf(name, sizeof name, "%s%s.bias", prefix, names[i]);
-		if ((r = read_tensor(st, name, n, 0, l->bias + i * n, err, errsz)) < 0) return r;
+		if ((r = read_tensor(st, name, n, 0, bias + i * n, err, errsz)) < 0) return r;
 	}
-	kernels_pack(tmp, total, k, l->packed);
-	*bytes += kernels_packed_size(total, k) + total * sizeof(float);
+	if (order) {
+		size_t d = n / heads, col = 0;
+		for (size_t h = 0; h < heads; h++)
+			for (size_t i = 0; i < parts; i++)
+				for (size_t t = 0; t < d; t++) order[col++] = i * n + h * d + t;
+	}
+	for (size_t col = 0; col < total; col++) l->bias[col] = bias[order ? order[col] : col];
+	kernels_pack(tmp, total, k, nr, order, l->packed);
+	*bytes += kernels_packed_size(total, k, nr) + total * sizeof(float);
 	return 0;
 }
 
@@ -219,9 +233,9 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 	if (!m) return -ENOMEM;
 	m->cfg = *cfg;
 	m->k = kernels_select(flags & BERT_LOAD_PORTABLE ? KERNELS_PORTABLE : KERNELS_AVX2);
-	size_t H = cfg->hidden, I = cfg->intermediate;
-	size_t per_layer = kernels_packed_size(3 * H, H) + kernels_packed_size(H, H) + kernels_packed_size(I, H) +
-			   kernels_packed_size(H, I);
+	size_t H = cfg->hidden, I = cfg->intermediate, W = KERNEL_NR_WIDE;
+	size_t per_layer = kernels_packed_size(3 * H, H, W) + kernels_packed_size(H, H, W) +
+			   kernels_packed_size(I, H, W) + kernels_packed_size(H, I, W);
 	float *tmp = malloc(MAX(3 * H * H, I * H) * sizeof(float)), *arena;
 	int r = -ENOMEM;
 	if (!tmp || !(m->layer = calloc(cfg->layers, sizeof *m->layer)) ||
@@ -245,10 +259,11 @@ int bert_model_load(const struct bert_config *cfg, const struct safetensors *st,
 		static const char *const up[] = {"intermediate.dense"};
 		static const char *const down[] = {"output.dense"};
 		snprintf(p, sizeof p, "encoder.layer.%u.", i);
-		if ((r = load_linear(st, p, qkv, 3, H, H, tmp, &arena, &l->qkv, &m->bytes, err, errsz)) < 0 ||
-		    (r = load_linear(st, p, out, 1, H, H, tmp, &arena, &l->out, &m->bytes, err, errsz)) < 0 ||
-		    (r = load_linear(st, p, up, 1, I, H, tmp, &arena, &l->up, &m->bytes, err, errsz)) < 0 ||
-		    (r = load_linear(st, p, down, 1, H, I, tmp, &arena, &l->down, &m->bytes, err, errsz)) < 0)
+		if ((r = load_linear(st, p, qkv, 3, H, H, W, cfg->heads, tmp, &arena, &l->qkv, &m->bytes, err,
+				     errsz)) < 0 ||
+		    (r = load_linear(st, p, out, 1, H, H, W, 0, tmp, &arena, &l->out, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, up, 1, I, H, W, 0, tmp, &arena, &l->up, &m->bytes, err, errsz)) < 0 ||
+		    (r = load_linear(st, p, down, 1, H, I, W, 0, tmp, &arena, &l->down, &m->bytes, err, errsz)) < 0)
 			goto fail;
 #define LN(field, suffix)                                                                               \
 	snprintf(n, sizeof n, "%s%s", p, suffix);                                                       \
@@ -355,7 +370,7 @@ struct job {
 
 static void run_gemm(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
-	size_t panels = kernels_panels(j->g.n), tp = j->task_panels;
+	size_t panels = kernels_panels(j->g.n, j->g.nr), tp = j->task_panels;
 	size_t pt = (panels + tp - 1) / tp, mb = task / pt, pb = task % pt;
 	size_t m0 = mb * GEMM_MC, p0 = pb * tp;
 	j->c->m->k->gemm(&j->g, m0, MIN(m0 + GEMM_MC, j->g.m), p0, MIN(p0 + tp, panels));
@@ -398,18 +413,15 @@ static size_t qkv_groups(const struct job *j) {
 static void run_qkv_attention(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	const struct bert_config *cfg = &j->c->m->cfg;
-	size_t H = cfg->hidden, d = H / cfg->heads, pp = d / KERNEL_NR;
+	size_t H = cfg->hidden, d = H / cfg->heads, pp = 3 * d / j->g.nr;
 	size_t groups = qkv_groups(j), h = task / groups, group = task % groups;
 	size_t s0 = j->batch * group / groups, s1 = j->batch * (group + 1) / groups;
 	size_t r0 = j->starts[s0], r1 = s1 < j->batch ? j->starts[s1] : j->tokens;
 	float *scratch = j->c->scratch + tid * j->c->scratch_per_thread;
-	for (size_t part = 0; part < 3; part++) {
-		size_t p0 = (part * H + h * d) / KERNEL_NR;
-		j->c->m->k->gemm(&j->g, r0, r1, p0, p0 + pp);
-	}
+	j->c->m->k->gemm(&j->g, r0, r1, h * pp, (h + 1) * pp);
 	for (size_t s = s0; s < s1; s++) {
-		const float *q = j->c->qkv + j->starts[s] * 3 * H + h * d;
-		j->c->m->k->attention(q, q + H, q + 2 * H, 3 * H, j->lens[s], d, 1.0f / sqrtf((float)d),
+		const float *q = j->c->qkv + j->starts[s] * 3 * H + h * 3 * d;
+		j->c->m->k->attention(q, q + d, q + 2 * d, 3 * H, j->lens[s], d, 1.0f / sqrtf((float)d),
 				      j->c->att + j->starts[s] * H + h * d, H, scratch);
 	}
 }
@@ -421,22 +433,22 @@ static void run_attention(void *arg, unsigned long task, unsigned tid) {
 	size_t H = cfg->hidden, d = H / cfg->heads;
 	float *scratch = j->c->scratch + tid * j->c->scratch_per_thread;
 	size_t s = task / cfg->heads, h = task % cfg->heads;
-	const float *q = j->c->qkv + j->starts[s] * 3 * H + h * d;
-	j->c->m->k->attention(q, q + H, q + 2 * H, 3 * H, j->lens[s], d, 1.0f / sqrtf((float)d),
+	const float *q = j->c->qkv + j->starts[s] * 3 * H + h * 3 * d;
+	j->c->m->k->attention(q, q + d, q + 2 * d, 3 * H, j->lens[s], d, 1.0f / sqrtf((float)d),
 			      j->c->att + j->starts[s] * H + h * d, H, scratch);
 }
 
 static void gemm(struct job *j, const float *a, size_t lda, const struct linear *l, const float *res, float *out,
 		 int act) {
 	j->g = (struct gemm_args){
-		.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = res, .ldr = l->n,
+		.a = a, .lda = lda, .packed = l->packed, .nr = l->nr, .bias = l->bias, .res = res, .ldr = l->n,
 		.c = out, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = act,
 	};
 	/* At least eight tasks per thread, so that claiming evens the threads out to within a small share
 	 * (11 whole row blocks of 1024 rows left one thread 6 of them and the other 5), each as many panels
 	 * wide as that allows: a task's kernel prefetches each panel while it works on the one before, so
 	 * only its first panel comes cold from memory. */
-	size_t panels = kernels_panels(l->n), mblocks = (j->tokens + GEMM_MC - 1) / GEMM_MC;
+	size_t panels = kernels_panels(l->n, l->nr), mblocks = (j->tokens + GEMM_MC - 1) / GEMM_MC;
 	size_t want = 8 * threadpool_size(j->c->pool), splits = MIN(panels, (want + mblocks - 1) / mblocks);
 	j->task_panels = (panels + splits - 1) / splits;
 	threadpool_run(j->c->pool, run_gemm, j, mblocks * ((panels + j->task_panels - 1) / j->task_panels));
@@ -456,7 +468,7 @@ static void run_gemm_ln(void *arg, unsigned long task, unsigned tid) {
 	struct job *j = arg;
 	size_t H = j->c->m->cfg.hidden, r0 = row_bound(j, task), r1 = row_bound(j, task + 1);
 	if (r0 == r1) return;
-	j->c->m->k->gemm(&j->g, r0, r1, 0, kernels_panels(j->g.n));
+	j->c->m->k->gemm(&j->g, r0, r1, 0, kernels_panels(j->g.n, j->g.nr));
 	j->c->m->k->layernorm(j->g.c + r0 * H, j->c->x + r0 * H, r1 - r0, H, H, j->ln_g, j->ln_b, j->c->m->cfg.ln_eps);
 }
 
@@ -475,7 +487,7 @@ static void gemm_residual_ln(struct job *j, const float *a, size_t lda, const st
 		size_t per = (j->tokens + nt * KERNEL_MC - 1) / (nt * KERNEL_MC);
 		j->row_tasks = nt * per;
 		j->g = (struct gemm_args){
-			.a = a, .lda = lda, .packed = l->packed, .bias = l->bias, .res = c->x, .ldr = l->n,
+			.a = a, .lda = lda, .packed = l->packed, .nr = l->nr, .bias = l->bias, .res = c->x, .ldr = l->n,
 			.c = tmp, .ldc = l->n, .m = j->tokens, .n = l->n, .k = l->k, .act = ACT_NONE,
 		};
 		threadpool_run(c->pool, run_gemm_ln, j, j->row_tasks);
@@ -509,10 +521,10 @@ int bert_encode(struct bert_ctx *c, const int32_t *const *ids, const size_t *len
 	threadpool_run(c->pool, run_embed, &j, batch);
 	for (unsigned li = 0; li < cfg->layers; li++) {
 		const struct layer *l = &m->layer[li];
-		if ((H / cfg->heads) % KERNEL_NR == 0 && cfg->heads >= 2 * threadpool_size(c->pool)) {
+		if (3 * H / cfg->heads % l->qkv.nr == 0 && cfg->heads >= 2 * threadpool_size(c->pool)) {
 			j.g = (struct gemm_args){
-				.a = c->x, .lda = H, .packed = l->qkv.packed, .bias = l->qkv.bias, .c = c->qkv,
-				.ldc = 3 * H, .m = tokens, .n = 3 * H, .k = H, .act = ACT_NONE,
+				.a = c->x, .lda = H, .packed = l->qkv.packed, .nr = l->qkv.nr, .bias = l->qkv.bias,
+				.c = c->qkv, .ldc = 3 * H, .m = tokens, .n = 3 * H, .k = H, .act = ACT_NONE,
 			};
 			threadpool_run(c->pool, run_qkv_attention, &j, cfg->heads * qkv_groups(&j));
 		} else {

@@ -67,149 +67,178 @@ AVX2_INLINE __m256 gelu256(__m256 x) {
 	return _mm256_fmadd_ps(h, erf256(_mm256_mul_ps(x, _mm256_set1_ps((float)M_SQRT1_2))), h);
 }
 
-/* The MR x 16 register tile (MR <= 6): 2 MR accumulators, 2 panel vectors and a broadcast fit the 16 ymm
- * registers. Adds a[0..MR) x b over kc into c (or starts from zero when first), then, when last, adds bias
- * and residual and applies the activation. MR is a constant in each instantiation below, so the row loops
- * unroll and the accumulators stay in registers. Full 16-column panels only; a partial last panel goes
- * through tile_partial's padded copies. */
-AVX2_INLINE void kernel_tile(const size_t MR, const float *a, size_t lda, const float *b, size_t kc, float *c,
-			     size_t ldc, bool first, bool last, const float *bias, const float *res, size_t ldr,
-			     int act, const float *pf, size_t pf_every) {
-	__m256 c0[KERNEL_MR], c1[KERNEL_MR];
+/* The MR x (8 NV) register tile: MR x NV accumulators, NV panel vectors and a broadcast within the 16 ymm
+ * registers (6 x 16: 12 + 2 + 1; 4 x 24: 12 + 3 + 1). Adds a[0..MR) x b over kc into c (or starts from zero
+ * when first), then, when last, adds bias and residual and applies the activation. MR and NV are constants in
+ * each instantiation below, so the loops unroll and the accumulators stay in registers. Full panels only; a
+ * partial last panel goes through tile_partial's padded copies.
+ *
+ * pf: lines of what comes next, pf_lines of them every pf_every k steps, pf_step floats apart (see
+ * gemm_avx2): weights come from memory once per pass, and a tile that waits for them runs at a fraction of
+ * its speed. Into L2, not L1: the next panel and the one in use (24-48 KiB each) do not fit in L1 together,
+ * and fetching into L1 evicted lines the tiles still read; the L1 prefetcher takes them from L2 in time
+ * (passes 0.97-1.00 of the time at every shape, 1 and 2 threads, in 9 of 9 alternating runs). */
+struct prefetch {
+	const float *p;
+	size_t every, lines, step;
+};
+
+AVX2_INLINE void kernel_tile(const size_t MR, const size_t NV, const float *a, size_t lda, const float *b,
+			     size_t kc, float *c, size_t ldc, bool first, bool last, const float *bias,
+			     const float *res, size_t ldr, int act, struct prefetch pf) {
+	const size_t NR = 8 * NV;
+	__m256 acc[KERNEL_MR][3];
 #pragma GCC unroll 6
-	for (size_t r = 0; r < MR; r++) {
-		c0[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc);
-		c1[r] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8);
-	}
-	/* pf: a cache line of what comes next every pf_every k steps, pf_every apart (see gemm_avx2): weights
-	 * come from memory once per pass, and a tile that waits for them runs at a fraction of its speed. Into
-	 * L2, not L1: the next panel and the one in use (24-32 KiB each) do not fit in L1 together, and
-	 * fetching into L1 evicted lines the tiles still read; the L1 prefetcher takes them from L2 in time
-	 * (passes 0.97-1.00 of the time at every shape, 1 and 2 threads, in 9 of 9 alternating runs). */
+	for (size_t r = 0; r < MR; r++)
+#pragma GCC unroll 3
+		for (size_t v = 0; v < NV; v++)
+			acc[r][v] = first ? _mm256_setzero_ps() : _mm256_loadu_ps(c + r * ldc + 8 * v);
 #define TILE_STEP(k)                                                                                           \
 	do {                                                                                                   \
-		__m256 b0 = _mm256_load_ps(b + (k) * KERNEL_NR), b1 = _mm256_load_ps(b + (k) * KERNEL_NR + 8);  \
+		__m256 bv[3];                                                                                  \
+		_Pragma("GCC unroll 3") for (size_t v = 0; v < NV; v++) bv[v] =                               \
+			_mm256_load_ps(b + (k) * NR + 8 * v);                                                  \
 		_Pragma("GCC unroll 6") for (size_t r = 0; r < MR; r++) {                                      \
 			__m256 av = _mm256_broadcast_ss(a + r * lda + (k));                                    \
-			c0[r] = _mm256_fmadd_ps(av, b0, c0[r]);                                                \
-			c1[r] = _mm256_fmadd_ps(av, b1, c1[r]);                                                \
+			_Pragma("GCC unroll 3") for (size_t v = 0; v < NV; v++) acc[r][v] =                    \
+				_mm256_fmadd_ps(av, bv[v], acc[r][v]);                                         \
 		}                                                                                              \
 	} while (0)
-	if (pf && pf_every == 1)
+	if (pf.p && pf.every == 1)
 		for (size_t k = 0; k < kc; k++) {
-			_mm_prefetch((const char *)(pf + k * KERNEL_NR), _MM_HINT_T1);
+			/* A row of a 24-wide panel spans two lines every other step. */
+			_mm_prefetch((const char *)(pf.p + k * NR), _MM_HINT_T1);
+			if (NV == 3) _mm_prefetch((const char *)(pf.p + k * NR + 16), _MM_HINT_T1);
 			TILE_STEP(k);
 		}
-	else if (pf)
-		/* A prefetch per chunk of pf_every steps, the chunk on the plain loop: a test for the prefetch
-		 * step inside the k loop added two instructions per step to every tile and cost 2-4% at 32x32. */
-		for (size_t k0 = 0; k0 < kc; k0 += pf_every) {
-			_mm_prefetch((const char *)(pf + k0 * KERNEL_NR), _MM_HINT_T1);
-			for (size_t k = k0, end = MIN(k0 + pf_every, kc); k < end; k++) TILE_STEP(k);
+	else if (pf.p)
+		/* The prefetches per chunk of pf.every steps, the chunk on the plain loop: a test for the
+		 * prefetch step inside the k loop added two instructions per step to every tile and cost 2-4% at
+		 * 32x32. */
+		for (size_t k0 = 0; k0 < kc; k0 += pf.every) {
+#pragma GCC unroll 3
+			for (size_t l = 0; l < pf.lines; l++, pf.p += pf.step)
+				_mm_prefetch((const char *)pf.p, _MM_HINT_T1);
+			for (size_t k = k0, end = MIN(k0 + pf.every, kc); k < end; k++) TILE_STEP(k);
 		}
 	else
 		for (size_t k = 0; k < kc; k++) TILE_STEP(k);
 #undef TILE_STEP
 	if (last) {
-		__m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
-		if (bias) bias0 = _mm256_loadu_ps(bias), bias1 = _mm256_loadu_ps(bias + 8);
+		__m256 bv[3];
+#pragma GCC unroll 3
+		for (size_t v = 0; v < NV; v++) bv[v] = bias ? _mm256_loadu_ps(bias + 8 * v) : _mm256_setzero_ps();
 #pragma GCC unroll 6
-		for (size_t r = 0; r < MR; r++) {
-			c0[r] = _mm256_add_ps(c0[r], bias0);
-			c1[r] = _mm256_add_ps(c1[r], bias1);
-			if (res) {
-				c0[r] = _mm256_add_ps(c0[r], _mm256_loadu_ps(res + r * ldr));
-				c1[r] = _mm256_add_ps(c1[r], _mm256_loadu_ps(res + r * ldr + 8));
+		for (size_t r = 0; r < MR; r++)
+#pragma GCC unroll 3
+			for (size_t v = 0; v < NV; v++) {
+				acc[r][v] = _mm256_add_ps(acc[r][v], bv[v]);
+				if (res) acc[r][v] = _mm256_add_ps(acc[r][v], _mm256_loadu_ps(res + r * ldr + 8 * v));
+				if (act == ACT_GELU) acc[r][v] = gelu256(acc[r][v]);
 			}
-			if (act == ACT_GELU) {
-				c0[r] = gelu256(c0[r]);
-				c1[r] = gelu256(c1[r]);
-			}
-		}
 	}
 #pragma GCC unroll 6
-	for (size_t r = 0; r < MR; r++) {
-		_mm256_storeu_ps(c + r * ldc, c0[r]);
-		_mm256_storeu_ps(c + r * ldc + 8, c1[r]);
-	}
+	for (size_t r = 0; r < MR; r++)
+#pragma GCC unroll 3
+		for (size_t v = 0; v < NV; v++) _mm256_storeu_ps(c + r * ldc + 8 * v, acc[r][v]);
 }
-
-#define TILE(M)                                                                                                \
-	AVX2 static void kernel_##M##x16(const float *a, size_t lda, const float *b, size_t kc, float *c,       \
-					 size_t ldc, bool first, bool last, const float *bias, const float *res, \
-					 size_t ldr, int act, const float *pf, size_t pf_every) {                \
-		kernel_tile(M, a, lda, b, kc, c, ldc, first, last, bias, res, ldr, act, pf, pf_every);          \
-	}
-TILE(1)
-TILE(2)
-TILE(3)
-TILE(4)
-TILE(5)
-TILE(6)
-#undef TILE
 
 typedef void (*tile_fn)(const float *a, size_t lda, const float *b, size_t kc, float *c, size_t ldc, bool first,
-			bool last, const float *bias, const float *res, size_t ldr, int act, const float *pf,
-			size_t pf_every);
-static const tile_fn tiles[KERNEL_MR + 1] = {NULL,	   kernel_1x16, kernel_2x16, kernel_3x16,
-					     kernel_4x16, kernel_5x16, kernel_6x16};
+			bool last, const float *bias, const float *res, size_t ldr, int act, struct prefetch pf);
 
-/* A tile of a partial last panel (fewer than 16 columns): pad C, bias and residual into local copies. */
-AVX2 static void tile_partial(const struct gemm_args *g, size_t mr, size_t i, size_t p, size_t k0, size_t kc,
-			      bool first, bool last) {
-	size_t n0 = p * KERNEL_NR, nr = MIN(g->n - n0, (size_t)KERNEL_NR);
-	float c[KERNEL_MR * KERNEL_NR] = {0}, bias[KERNEL_NR] = {0}, res[KERNEL_MR * KERNEL_NR] = {0};
+#define TILE(M, N)                                                                                             \
+	AVX2 static void kernel_##M##x##N(const float *a, size_t lda, const float *b, size_t kc, float *c,     \
+					  size_t ldc, bool first, bool last, const float *bias, const float *res, \
+					  size_t ldr, int act, struct prefetch pf) {                            \
+		kernel_tile(M, N / 8, a, lda, b, kc, c, ldc, first, last, bias, res, ldr, act, pf);            \
+	}
+TILE(1, 16)
+TILE(2, 16)
+TILE(3, 16)
+TILE(4, 16)
+TILE(5, 16)
+TILE(6, 16)
+TILE(1, 24)
+TILE(2, 24)
+TILE(3, 24)
+TILE(4, 24)
+#undef TILE
+
+struct tile_set {
+	size_t nr, mr;
+	tile_fn tiles[KERNEL_MR + 1]; /* by rows */
+};
+static const struct tile_set tiles16 = {KERNEL_NR, KERNEL_MR,
+					{NULL, kernel_1x16, kernel_2x16, kernel_3x16, kernel_4x16, kernel_5x16,
+					 kernel_6x16}};
+static const struct tile_set tiles24 = {KERNEL_NR_WIDE, KERNEL_MR_WIDE,
+					{NULL, kernel_1x24, kernel_2x24, kernel_3x24, kernel_4x24}};
+
+/* A tile of a partial last panel (narrower than the panel): pad C, bias and residual into local copies. */
+AVX2 static void tile_partial(const struct tile_set *ts, const struct gemm_args *g, size_t mr, size_t i, size_t p,
+			      size_t k0, size_t kc, bool first, bool last) {
+	enum { W = KERNEL_NR_WIDE };
+	size_t n0 = p * ts->nr, nr = MIN(g->n - n0, ts->nr);
+	float c[KERNEL_MR * W] = {0}, bias[W] = {0}, res[KERNEL_MR * W] = {0};
 	for (size_t r = 0; r < mr; r++) {
-		if (!first) memcpy(c + r * KERNEL_NR, g->c + (i + r) * g->ldc + n0, nr * sizeof(float));
-		if (last && g->res) memcpy(res + r * KERNEL_NR, g->res + (i + r) * g->ldr + n0, nr * sizeof(float));
+		if (!first) memcpy(c + r * W, g->c + (i + r) * g->ldc + n0, nr * sizeof(float));
+		if (last && g->res) memcpy(res + r * W, g->res + (i + r) * g->ldr + n0, nr * sizeof(float));
 	}
 	if (last && g->bias) memcpy(bias, g->bias + n0, nr * sizeof(float));
-	tiles[mr](g->a + i * g->lda + k0, g->lda, g->packed + (p * g->k + k0) * KERNEL_NR, kc, c, KERNEL_NR, first,
-		  last, g->bias ? bias : NULL, g->res ? res : NULL, KERNEL_NR, g->act, NULL, 0);
-	for (size_t r = 0; r < mr; r++) memcpy(g->c + (i + r) * g->ldc + n0, c + r * KERNEL_NR, nr * sizeof(float));
+	ts->tiles[mr](g->a + i * g->lda + k0, g->lda, g->packed + (p * g->k + k0) * ts->nr, kc, c, W, first, last,
+		      g->bias ? bias : NULL, g->res ? res : NULL, W, g->act, (struct prefetch){0});
+	for (size_t r = 0; r < mr; r++) memcpy(g->c + (i + r) * g->ldc + n0, c + r * W, nr * sizeof(float));
 }
 
-/* Rows of the next tile with `left` rows to go: 7 or 8 go as 4 + 3 or 4 + 4, since a 1- or 2-row tile has
- * too few accumulators to cover the FMA latency and runs at half speed or less. */
-static inline size_t tile_rows(size_t left) {
-	return left == 7 || left == 8 ? 4 : MIN(left, (size_t)KERNEL_MR);
+/* Rows of the next tile with `left` rows to go: a 1- or 2-row tile has too few accumulators to cover the FMA
+ * latency and runs at half speed or less, so 7 or 8 rows go as 4 + 3 or 4 + 4 in 6-row tiles, and 5 to 7 as
+ * 3 + 2, 3 + 3, 4 + 3 in 4-row ones. */
+static inline size_t tile_rows(const struct tile_set *ts, size_t left) {
+	if (ts->mr == KERNEL_MR) return left == 7 || left == 8 ? 4 : MIN(left, (size_t)KERNEL_MR);
+	return left > ts->mr && left < 2 * ts->mr ? (left + 1) / 2 : MIN(left, ts->mr);
 }
 
 AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_end, size_t p0, size_t p1) {
-	size_t kcb = kernels_kc(g->k), panel = g->k * KERNEL_NR; /* floats per packed panel */
+	const struct tile_set *ts = g->nr == KERNEL_NR_WIDE ? &tiles24 : &tiles16;
+	size_t nr = ts->nr, kcb = kernels_kc(g->k), panel = g->k * nr; /* floats per packed panel */
 	/* Row blocks of KERNEL_MC keep a block of activations in L2 while the panels stream past. */
 	for (size_t m0 = m_begin; m0 < m_end; m0 += KERNEL_MC) {
 	size_t m1 = MIN(m0 + KERNEL_MC, m_end), tiles_in_block = 0;
-	for (size_t i = m0; i < m1; i += tile_rows(m1 - i)) tiles_in_block++;
+	for (size_t i = m0; i < m1; i += tile_rows(ts, m1 - i)) tiles_in_block++;
 	for (size_t k0 = 0; k0 < g->k; k0 += kcb) {
 		size_t kc = MIN(g->k - k0, kcb);
 		bool first = k0 == 0, last = k0 + kc == g->k;
 		for (size_t p = p0; p < p1; p++) {
-			size_t n0 = p * KERNEL_NR;
-			const float *b = g->packed + p * panel + k0 * KERNEL_NR;
+			size_t n0 = p * nr;
+			const float *b = g->packed + p * panel + k0 * nr;
 			/* While the block's tiles work on this panel they fetch the one they need next: the next
 			 * panel, else the first of the next K block, else the first again for the next row block.
 			 * Tile t fetches lines t, t + T, t + 2T, ... of it (T tiles in the block), spreading the
 			 * fetches over the whole panel: all of them from the first tile, one per k step, kept
 			 * more misses in flight than the core tracks, and that tile stalled (a product whose
-			 * weights come from memory ran 8-18% slower at 32 and 128 rows). Nothing knowing what
-			 * comes after the last panel, its first tile reads its own lines a little ahead. */
+			 * weights come from memory ran 8-18% slower at 32 and 128 rows). A k step of a 24-wide
+			 * panel is 1.5 lines, so there each tile fetches 3 lines every 2T steps. Nothing knowing
+			 * what comes after the last panel, its first tile reads its own lines a little ahead. */
 			const float *next = p + 1 < p1	     ? b + panel
-					    : k0 + kc < g->k ? g->packed + p0 * panel + (k0 + kc) * KERNEL_NR
+					    : k0 + kc < g->k ? g->packed + p0 * panel + (k0 + kc) * nr
 					    : m1 < m_end     ? g->packed + p0 * panel
 							     : NULL;
 			for (size_t i = m0, mr, t = 0; i < m1; i += mr, t++) {
-				mr = tile_rows(m1 - i);
-				const float *pf = next	 ? next + t * KERNEL_NR
-						  : t == 0 ? b + KERNEL_PF_AHEAD * KERNEL_NR
-							   : NULL;
-				if (g->n - n0 < KERNEL_NR)
-					tile_partial(g, mr, i, p, k0, kc, first, last);
+				mr = tile_rows(ts, m1 - i);
+				struct prefetch pf = {0};
+				size_t T = tiles_in_block;
+				if (next && nr == KERNEL_NR_WIDE)
+					pf = (struct prefetch){next + t * 16, 2 * T, 3, 16 * T};
+				else if (next)
+					pf = (struct prefetch){next + t * 16, T, 1, 16 * T};
+				else if (t == 0)
+					pf = (struct prefetch){b + KERNEL_PF_AHEAD * nr, 1, 1, 0};
+				if (g->n - n0 < nr)
+					tile_partial(ts, g, mr, i, p, k0, kc, first, last);
 				else
-					tiles[mr](g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0, g->ldc,
-						  first, last, g->bias ? g->bias + n0 : NULL,
-						  g->res ? g->res + i * g->ldr + n0 : NULL, g->ldr, g->act, pf,
-						  next ? tiles_in_block : 1);
+					ts->tiles[mr](g->a + i * g->lda + k0, g->lda, b, kc, g->c + i * g->ldc + n0,
+						      g->ldc, first, last, g->bias ? g->bias + n0 : NULL,
+						      g->res ? g->res + i * g->ldr + n0 : NULL, g->ldr, g->act, pf);
 			}
 		}
 	}
@@ -274,7 +303,7 @@ AVX2_INLINE void transpose8x8(__m256 r[8]) {
  * of a head's time outside its two products (a head at 32 tokens went from 3.5 to 2.75 us with this and the
  * vector copy in pack_values, at 128 tokens from 38 to 35). */
 AVX2 static void pack_keys(const float *k, size_t ld, size_t L, size_t d, float *kp) {
-	size_t Ln = kernels_panels(L) * KERNEL_NR;
+	size_t Ln = kernels_panels(L, KERNEL_NR) * KERNEL_NR;
 	if (d % 8) {
 		for (size_t j = 0; j < Ln; j++) {
 			float *dst = kp + (j / KERNEL_NR * d) * KERNEL_NR + j % KERNEL_NR;
@@ -296,7 +325,7 @@ AVX2 static void pack_keys(const float *k, size_t ld, size_t L, size_t d, float 
 
 /* Values as the weight of O = P V: vp[(p L + j)][c] = v[j][16 p + c], the last panel zero-padded. */
 AVX2 static void pack_values(const float *v, size_t ld, size_t L, size_t d, float *vp) {
-	for (size_t p = 0; p < kernels_panels(d); p++) {
+	for (size_t p = 0; p < kernels_panels(d, KERNEL_NR); p++) {
 		size_t c0 = p * KERNEL_NR, w = MIN(d - c0, (size_t)KERNEL_NR);
 		for (size_t j = 0; j < L; j++) {
 			float *dst = vp + (p * L + j) * KERNEL_NR;
@@ -318,14 +347,16 @@ AVX2 static void pack_values(const float *v, size_t ld, size_t L, size_t d, floa
  * row of O scaled by its 1 / sum. */
 AVX2 static void attention_avx2(const float *q, const float *k, const float *v, size_t ld, size_t L, size_t d,
 				float scale, float *out, size_t ldo, float *scratch) {
-	size_t Ln = kernels_panels(L) * KERNEL_NR, dn = kernels_panels(d) * KERNEL_NR;
+	size_t Ln = kernels_panels(L, KERNEL_NR) * KERNEL_NR, dn = kernels_panels(d, KERNEL_NR) * KERNEL_NR;
 	float *kp = scratch, *vp = kp + d * Ln, *s = vp + L * dn, *inv = s + L * Ln;
 	pack_keys(k, ld, L, d, kp);
 	pack_values(v, ld, L, d, vp);
-	struct gemm_args qk = {.a = q, .lda = ld, .packed = kp, .c = s, .ldc = Ln, .m = L, .n = Ln, .k = d};
+	struct gemm_args qk = {.a = q, .lda = ld, .packed = kp, .nr = KERNEL_NR, .c = s, .ldc = Ln, .m = L, .n = Ln,
+			       .k = d};
 	gemm_avx2(&qk, 0, L, 0, Ln / KERNEL_NR);
 	for (size_t i = 0; i < L; i++) inv[i] = softmax_row(s + i * Ln, L, Ln, scale);
-	struct gemm_args pv = {.a = s, .lda = Ln, .packed = vp, .c = out, .ldc = ldo, .m = L, .n = d, .k = L};
+	struct gemm_args pv = {.a = s, .lda = Ln, .packed = vp, .nr = KERNEL_NR, .c = out, .ldc = ldo, .m = L, .n = d,
+			       .k = L};
 	gemm_avx2(&pv, 0, L, 0, dn / KERNEL_NR);
 	for (size_t i = 0; i < L; i++) {
 		float *o = out + i * ldo;

@@ -4,17 +4,17 @@
 
 #include "kernels.h"
 
-size_t kernels_packed_size(size_t n, size_t k) {
-	return kernels_panels(n) * KERNEL_NR * k * sizeof(float);
+size_t kernels_packed_size(size_t n, size_t k, size_t nr) {
+	return kernels_panels(n, nr) * nr * k * sizeof(float);
 }
 
-void kernels_pack(const float *w, size_t n, size_t k, float *dst) {
-	size_t panels = kernels_panels(n);
+void kernels_pack(const float *w, size_t n, size_t k, size_t nr, const size_t *order, float *dst) {
+	size_t panels = kernels_panels(n, nr);
 	for (size_t p = 0; p < panels; p++)
 		for (size_t kk = 0; kk < k; kk++)
-			for (size_t j = 0; j < KERNEL_NR; j++) {
-				size_t col = p * KERNEL_NR + j;
-				dst[(p * k + kk) * KERNEL_NR + j] = col < n ? w[col * k + kk] : 0.0f;
+			for (size_t j = 0; j < nr; j++) {
+				size_t col = p * nr + j, row = col < n && order ? order[col] : col;
+				dst[(p * k + kk) * nr + j] = col < n ? w[row * k + kk] : 0.0f;
 			}
 }
 
@@ -24,16 +24,16 @@ static float gelu(float x) {
 
 static void gemm_portable(const struct gemm_args *g, size_t m0, size_t m1, size_t p0, size_t p1) {
 	for (size_t p = p0; p < p1; p++) {
-		const float *panel = g->packed + p * g->k * KERNEL_NR;
-		size_t n0 = p * KERNEL_NR, nr = g->n - n0 < KERNEL_NR ? g->n - n0 : KERNEL_NR;
+		const float *panel = g->packed + p * g->k * g->nr;
+		size_t n0 = p * g->nr, nr = g->n - n0 < g->nr ? g->n - n0 : g->nr;
 		for (size_t i = m0; i < m1; i += KERNEL_MR) {
 			size_t mr = m1 - i < KERNEL_MR ? m1 - i : KERNEL_MR;
-			float acc[KERNEL_MR][KERNEL_NR] = {{0}};
+			float acc[KERNEL_MR][KERNEL_NR_WIDE] = {{0}};
 			for (size_t kk = 0; kk < g->k; kk++) {
-				const float *b = panel + kk * KERNEL_NR;
+				const float *b = panel + kk * g->nr;
 				for (size_t r = 0; r < mr; r++) {
 					float a = g->a[(i + r) * g->lda + kk];
-					for (size_t j = 0; j < KERNEL_NR; j++) acc[r][j] += a * b[j];
+					for (size_t j = 0; j < nr; j++) acc[r][j] += a * b[j];
 				}
 			}
 			for (size_t r = 0; r < mr; r++)

@@ -1,7 +1,8 @@
 /* kernels.h: the encoder's compute kernels, in a portable C version and an AVX2/FMA version chosen at run time
  * (kernels_select()). Owns the packed weight layout for matrix products: a weight W[N][K] (PyTorch Linear,
- * y = x Wᵀ + b) is stored as ceil(N/16) panels of K rows of 16 floats, zero-padded, so the inner loop streams
- * one contiguous panel while six rows of activations stay in registers. */
+ * y = x Wᵀ + b) is stored as ceil(N/nr) panels of K rows of nr floats, zero-padded, so the inner loop streams
+ * one contiguous panel while a few rows of activations stay in registers. Two panel widths: 16 (6 x 16
+ * register tiles) and 24 (4 x 24 tiles, see KERNEL_NR_WIDE). */
 #pragma once
 
 #include <stdbool.h>
@@ -9,6 +10,14 @@
 
 #define KERNEL_NR 16  /* columns per packed panel */
 #define KERNEL_MR 6   /* activation rows per register tile */
+/* The wide panel, used for every weight: 4 x 24 tiles do the same 12 FMAs per k step as 6 x 16 with 7 loads
+ * instead of 8 (3 panel vectors and 4 broadcasts). Equal when the core is alone (94-98 GFLOP/s hot), but on
+ * a shared host, in the phases where products run 15-30% below their best while a register-only FMA loop
+ * does not slow down, 4 x 24 kept 0.83-0.86 of its best against 0.75-0.78 for 6 x 16 (20-ms windows on both
+ * vCPUs alternating, 60 s, about 40% of them slow). Whole passes, both layouts alternating in one process,
+ * 2 threads: 2-6% faster in the quiet rounds and 5-11% in the slow ones, at every shape from 1x16 to 32x32. */
+#define KERNEL_NR_WIDE 24
+#define KERNEL_MR_WIDE 4
 /* Longest K block. 512 rather than 256 (one panel block of 16 KiB, sized for L1): panel blocks stream
  * well from L2 with the prefetch, and fewer blocks mean fewer tile calls and fewer loads and stores of the
  * accumulators between blocks; a pass with 512 ran 2-6% faster at every shape (1 and 2 threads, two
@@ -22,6 +31,7 @@ struct gemm_args {
 	const float *a;      /* M x K, row stride lda */
 	size_t lda;
 	const float *packed; /* kernels_pack() layout */
+	size_t nr;           /* its panel width: KERNEL_NR or KERNEL_NR_WIDE */
 	const float *bias;   /* N, or NULL */
 	const float *res;    /* M x N residual added after the bias, or NULL */
 	size_t ldr;
@@ -45,9 +55,9 @@ struct kernels {
 			  const float *beta, float eps);
 };
 
-/* Panels that hold n columns (the last one zero-padded). */
-static inline size_t kernels_panels(size_t n) {
-	return (n + KERNEL_NR - 1) / KERNEL_NR;
+/* Panels of width nr that hold n columns (the last one zero-padded). */
+static inline size_t kernels_panels(size_t n, size_t nr) {
+	return (n + nr - 1) / nr;
 }
 
 /* Length of the K blocks for a product with k rows: equal blocks of at most KERNEL_KC (600 is 300 + 300, not
@@ -61,7 +71,7 @@ static inline size_t kernels_kc(size_t k) {
 /* Floats of attention scratch for L tokens and head width d: key and value panels, the L x L scores, the
  * row sums; a multiple of 16, so per-thread slices stay 64-byte aligned. */
 static inline size_t kernels_attention_scratch(size_t L, size_t d) {
-	size_t Ln = kernels_panels(L) * KERNEL_NR, dn = kernels_panels(d) * KERNEL_NR;
+	size_t Ln = kernels_panels(L, KERNEL_NR) * KERNEL_NR, dn = kernels_panels(d, KERNEL_NR) * KERNEL_NR;
 	return d * Ln + L * dn + L * Ln + Ln;
 }
 
@@ -77,9 +87,10 @@ enum kernels_level { KERNELS_PORTABLE, KERNELS_AVX2 };
 /* The fastest set this CPU runs, up to max. */
 const struct kernels *kernels_select(enum kernels_level max);
 
-/* Bytes of a packed N x K weight; pack W (N x K, row-major) into dst. */
-size_t kernels_packed_size(size_t n, size_t k);
-void kernels_pack(const float *w, size_t n, size_t k, float *dst);
+/* Bytes of a packed N x K weight in panels of nr (KERNEL_NR or KERNEL_NR_WIDE); pack W (N x K, row-major)
+ * into dst, column j of the product from row order[j] of W (row j when order is NULL). */
+size_t kernels_packed_size(size_t n, size_t k, size_t nr);
+void kernels_pack(const float *w, size_t n, size_t k, size_t nr, const size_t *order, float *dst);
 
 /* The portable LayerNorm (also kernels_portable.layernorm). */
 void kernels_layernorm(const float *src, float *dst, size_t rows, size_t h, size_t ld, const float *gamma,

@@ -6,16 +6,16 @@
 #include "macro.h"
 #include "util.h"
 
-static double bench(const struct kernels *k, size_t m, size_t n, size_t kk, int act) {
+static double bench(const struct kernels *k, size_t nr, size_t m, size_t n, size_t kk, int act) {
 	float *a = malloc(m * kk * sizeof(float)), *w = malloc(n * kk * sizeof(float)),
 	      *c = malloc(m * n * sizeof(float)), *bias = calloc(n, sizeof(float));
-	float *packed = aligned_alloc(64, kernels_packed_size(n, kk));
+	float *packed = aligned_alloc(64, kernels_packed_size(n, kk, nr));
 	for (size_t i = 0; i < m * kk; i++) a[i] = (float)(i % 7) * 0.1f;
 	for (size_t i = 0; i < n * kk; i++) w[i] = (float)(i % 5) * 0.01f;
-	kernels_pack(w, n, kk, packed);
-	struct gemm_args g = {.a = a, .lda = kk, .packed = packed, .bias = bias, .c = c, .ldc = n, .m = m, .n = n,
-			      .k = kk, .act = act};
-	size_t panels = kernels_panels(n);
+	kernels_pack(w, n, kk, nr, NULL, packed);
+	struct gemm_args g = {.a = a, .lda = kk, .packed = packed, .nr = nr, .bias = bias, .c = c, .ldc = n, .m = m,
+			      .n = n, .k = kk, .act = act};
+	size_t panels = kernels_panels(n, nr);
 	double best = 1e30;
 	for (int r = 0; r < 30; r++) {
 		uint64_t t0 = now_monotonic_usec();
@@ -32,12 +32,15 @@ int main(void) {
 	for (int level = KERNELS_AVX2; level >= KERNELS_PORTABLE; level--) {
 		const struct kernels *k = kernels_select(level);
 		if (level > KERNELS_PORTABLE && k == kernels_select(level - 1)) continue; /* not on this CPU */
-		for (size_t i = 0; i < ARRAY_SIZE(shapes); i++)
-			printf("gemm kernels=%s m=%zu n=%zu k=%zu gflops=%.1f%s\n", k->name, shapes[i][0], shapes[i][1],
-			       shapes[i][2], bench(k, shapes[i][0], shapes[i][1], shapes[i][2], ACT_NONE),
-			       " (best of 30, 1 thread)");
-		printf("gemm kernels=%s m=128 n=1536 k=384 +gelu gflops=%.1f\n", k->name,
-		       bench(k, 128, 1536, 384, ACT_GELU));
+		for (size_t nr = KERNEL_NR; nr <= KERNEL_NR_WIDE; nr += KERNEL_NR_WIDE - KERNEL_NR) {
+			for (size_t i = 0; i < ARRAY_SIZE(shapes); i++) {
+				const size_t *sh = shapes[i];
+				printf("gemm kernels=%s nr=%zu m=%zu n=%zu k=%zu gflops=%.1f (best of 30, 1 thread)\n",
+				       k->name, nr, sh[0], sh[1], sh[2], bench(k, nr, sh[0], sh[1], sh[2], ACT_NONE));
+			}
+			printf("gemm kernels=%s nr=%zu m=128 n=1536 k=384 +gelu gflops=%.1f\n", k->name, nr,
+			       bench(k, nr, 128, 1536, 384, ACT_GELU));
+		}
 	}
 	return 0;
 }

@@ -16,10 +16,10 @@
 #include "safetensors.h"
 #include "util.h"
 
-/* hidden 96, 3 heads of 32 (the AVX2 attention path), 2 layers, a 600 wide (partial panels)
- * feed-forward: 600 K elements in the down projection > KERNEL_KC (several K blocks). */
+/* hidden 96, 3 heads of 32 (the AVX2 attention path), 2 layers, a 620 wide (partial panels of 16 and 24)
+ * feed-forward: 620 K elements in the down projection > KERNEL_KC (several K blocks). */
 static const char config[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
-			     "\"num_attention_heads\":3,\"intermediate_size\":600,\"max_position_embeddings\":40,"
+			     "\"num_attention_heads\":3,\"intermediate_size\":620,\"max_position_embeddings\":40,"
 			     "\"type_vocab_size\":2,\"layer_norm_eps\":1e-12,\"hidden_act\":\"gelu\"}";
 
 struct blob {
@@ -34,7 +34,7 @@ static float frand(void) {
 }
 
 static struct blob make_model(void) {
-	const size_t H = 96, I = 600, V = 64, P = 40;
+	const size_t H = 96, I = 620, V = 64, P = 40;
 	struct safetensors_out t[64];
 	float *bufs[64];
 	size_t n = 0;
@@ -160,20 +160,20 @@ static void test_refusals(void **state) {
 	struct embedder *e;
 	char err[256] = "";
 	static const char gelu_tanh[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
-					"\"num_attention_heads\":2,\"intermediate_size\":600,"
+					"\"num_attention_heads\":2,\"intermediate_size\":620,"
 					"\"max_position_embeddings\":40,\"hidden_act\":\"gelu_new\"}";
 	assert_int_equal(embedder_load_mem(gelu_tanh, sizeof gelu_tanh - 1, vocab, sizeof vocab - 1, b.data, b.len, 0,
 					   &e, err, sizeof err),
 			 -EOPNOTSUPP);
 	/* A model with more layers than the file holds names the missing tensor. */
 	static const char three[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":3,"
-				    "\"num_attention_heads\":2,\"intermediate_size\":600,\"max_position_embeddings\":40}";
+				    "\"num_attention_heads\":2,\"intermediate_size\":620,\"max_position_embeddings\":40}";
 	assert_int_equal(embedder_load_mem(three, sizeof three - 1, vocab, sizeof vocab - 1, b.data, b.len, 0, &e, err,
 					   sizeof err),
 			 -ENOENT);
 	assert_non_null(strstr(err, "encoder.layer.2."));
 	static const char wide[] = "{\"vocab_size\":64,\"hidden_size\":48,\"num_hidden_layers\":2,"
-				   "\"num_attention_heads\":2,\"intermediate_size\":600,\"max_position_embeddings\":40}";
+				   "\"num_attention_heads\":2,\"intermediate_size\":620,\"max_position_embeddings\":40}";
 	assert_int_equal(embedder_load_mem(wide, sizeof wide - 1, vocab, sizeof vocab - 1, b.data, b.len, 0, &e, err,
 					   sizeof err),
 			 -EBADMSG);
@@ -232,7 +232,7 @@ static void test_shared_model(void **state) {
  * of 7 and 8 rows (the 4+3 and 4+4 tail tiles) and 40. */
 static void test_narrow_heads(void **state) {
 	static const char heads4[] = "{\"vocab_size\":64,\"hidden_size\":96,\"num_hidden_layers\":2,"
-				     "\"num_attention_heads\":4,\"intermediate_size\":600,"
+				     "\"num_attention_heads\":4,\"intermediate_size\":620,"
 				     "\"max_position_embeddings\":40,\"hidden_act\":\"gelu\"}";
 	struct blob b = make_model();
 	struct embedder *fast, *port;
@@ -290,21 +290,84 @@ static void test_sequence_groups(void **state) {
 	free(b.data);
 }
 
+enum { GEMM_MMAX = 100, GEMM_NMAX = 50, GEMM_KMAX = 1100 };
+static float gemm_a[GEMM_MMAX * GEMM_KMAX], gemm_w[GEMM_NMAX * GEMM_KMAX], gemm_bias[GEMM_NMAX],
+	gemm_res[GEMM_MMAX * GEMM_NMAX];
+static double gemm_dot[GEMM_MMAX * GEMM_NMAX], gemm_mag[GEMM_MMAX * GEMM_NMAX];
+
+/* Rows 2.. (from 0 for up to 4 rows) by panels 1.. (0 for one panel) of the M x N product with gemm_w packed
+ * in panels of nr, against gemm_dot; bias, residual and GELU as M, N, K select. */
+static void check_product(const struct kernels *kern, size_t nr, const float *packed, size_t M, size_t N, size_t K) {
+	static float c[GEMM_MMAX * GEMM_NMAX];
+	size_t panels = kernels_panels(N, nr), m0 = M > 4 ? 2 : 0, p0 = panels > 1 ? 1 : 0;
+	bool full = (M + N + K) % 2, act = (M + K) % 3 == 0;
+	struct gemm_args g = {.a = gemm_a, .lda = K, .packed = packed, .nr = nr, .bias = full ? gemm_bias : NULL,
+			      .res = full ? gemm_res : NULL, .ldr = N, .c = c, .ldc = N, .m = M, .n = N, .k = K,
+			      .act = act ? ACT_GELU : ACT_NONE};
+	memset(c, 0, sizeof c);
+	kern->gemm(&g, m0, M, p0, panels);
+	for (size_t i = 0; i < M; i++)
+		for (size_t j = 0; j < N; j++) {
+			double want = gemm_dot[i * N + j];
+			if (full) want += gemm_bias[j] + gemm_res[i * N + j];
+			if (act) want = 0.5 * want * (1.0 + erf(want / sqrt(2.0)));
+			if (i < m0 || j < p0 * nr) want = 0; /* outside the range */
+			if (fabs(c[i * N + j] - want) > 1e-6 * (gemm_mag[i * N + j] + 2))
+				fail_msg("%s nr %zu M %zu N %zu K %zu: c[%zu][%zu] = %.8g, want %.8g", kern->name, nr, M,
+					 N, K, i, j, c[i * N + j], want);
+		}
+}
+
+/* The product against the same arithmetic in double, both kernel sets and both panel widths: row counts
+ * around the register tiles (and their splits of 5 to 8 rows), partial last panels, several K blocks, a
+ * range of rows and panels (one task's share), bias, residual and GELU. */
+static void test_gemm_kernels(void **state) {
+	static const size_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 11, 13, 97, 100};
+	static const size_t ns[] = {1, 8, 15, 16, 17, 23, 24, 25, 40, 50};
+	static const size_t ks[] = {1, 7, 64, 513, 1100};
+	static const size_t nrs[] = {KERNEL_NR, KERNEL_NR_WIDE};
+	float *packed = aligned_alloc(64, kernels_packed_size(GEMM_NMAX, GEMM_KMAX, KERNEL_NR_WIDE));
+	assert_non_null(packed);
+	for (size_t i = 0; i < ARRAY_SIZE(gemm_a); i++) gemm_a[i] = frand();
+	for (size_t i = 0; i < ARRAY_SIZE(gemm_w); i++) gemm_w[i] = frand();
+	for (size_t i = 0; i < GEMM_NMAX; i++) gemm_bias[i] = frand();
+	for (size_t i = 0; i < ARRAY_SIZE(gemm_res); i++) gemm_res[i] = frand();
+	for (size_t y = 0; y < ARRAY_SIZE(ks); y++)
+		for (size_t z = 0; z < ARRAY_SIZE(ns); z++) {
+			size_t K = ks[y], N = ns[z]; /* A is M x K, W is N x K: the first floats of gemm_a, gemm_w */
+			for (size_t i = 0; i < GEMM_MMAX * N; i++) {
+				gemm_dot[i] = gemm_mag[i] = 0;
+				for (size_t t = 0; t < K; t++) {
+					double x = (double)gemm_a[i / N * K + t] * gemm_w[i % N * K + t];
+					gemm_dot[i] += x;
+					gemm_mag[i] += fabs(x);
+				}
+			}
+			for (size_t x = 0; x < ARRAY_SIZE(nrs); x++) {
+				kernels_pack(gemm_w, N, K, nrs[x], NULL, packed);
+				for (int level = KERNELS_PORTABLE; level <= KERNELS_AVX2; level++)
+					for (size_t q = 0; q < ARRAY_SIZE(ms); q++)
+						check_product(kernels_select(level), nrs[x], packed, ms[q], N, K);
+			}
+		}
+	free(packed);
+}
+
 /* The product's GELU epilogue against erf in double, from -12 to 12: the AVX2 set evaluates erf by a
  * rational approximation of its own (kernels-avx2.c), so check it here rather than only through whole
  * embeddings. */
 static void test_gelu_epilogue(void **state) {
 	enum { M = 4801, K = 2, N = 16 };
 	static float a[M * K], c[M * N], w[N * K];
-	float *packed = aligned_alloc(64, kernels_packed_size(N, K));
+	float *packed = aligned_alloc(64, kernels_packed_size(N, K, KERNEL_NR));
 	assert_non_null(packed);
 	for (int j = 0; j < N; j++) w[j * K] = 1.0f; /* every column is a[i][0] */
-	kernels_pack(w, N, K, packed);
+	kernels_pack(w, N, K, KERNEL_NR, NULL, packed);
 	for (int i = 0; i < M; i++) a[i * K] = -12.0f + 24.0f * (float)i / (M - 1);
 	for (int level = KERNELS_PORTABLE; level <= KERNELS_AVX2; level++) {
 		const struct kernels *k = kernels_select(level);
-		struct gemm_args g = {.a = a, .lda = K, .packed = packed, .c = c, .ldc = N, .m = M, .n = N, .k = K,
-				      .act = ACT_GELU};
+		struct gemm_args g = {.a = a, .lda = K, .packed = packed, .nr = KERNEL_NR, .c = c, .ldc = N, .m = M,
+				      .n = N, .k = K, .act = ACT_GELU};
 		k->gemm(&g, 0, M, 0, 1);
 		for (int i = 0; i < M; i++) {
 			double x = a[i * K], want = 0.5 * x * (1.0 + erf(x / sqrt(2.0)));
@@ -397,6 +460,7 @@ int main(void) {
 		cmocka_unit_test(test_consistency),
 		cmocka_unit_test(test_narrow_heads),
 		cmocka_unit_test(test_sequence_groups),
+		cmocka_unit_test(test_gemm_kernels),
 		cmocka_unit_test(test_gelu_epilogue),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_shared_model),
