@@ -73,7 +73,7 @@ AVX2_INLINE __m256 gelu256(__m256 x) {
  * each instantiation below, so the loops unroll and the accumulators stay in registers. Full panels only; a
  * partial last panel goes through tile_partial's padded copies.
  *
- * pf: lines of what comes next, pf_lines of them every pf_every k steps, pf_step floats apart (see
+ * pf: lines of what comes next, pf.lines of them every pf.every k steps, pf.step floats apart (see
  * gemm_avx2): weights come from memory once per pass, and a tile that waits for them runs at a fraction of
  * its speed. Into L2, not L1: the next panel and the one in use (24-48 KiB each) do not fit in L1 together,
  * and fetching into L1 evicted lines the tiles still read; the L1 prefetcher takes them from L2 in time
@@ -82,6 +82,8 @@ struct prefetch {
 	const float *p;
 	size_t every, lines, step;
 };
+
+#define LINE_FLOATS 16 /* floats per 64-byte cache line */
 
 AVX2_INLINE void kernel_tile(const size_t MR, const size_t NV, const float *a, size_t lda, const float *b,
 			     size_t kc, float *c, size_t ldc, bool first, bool last, const float *bias,
@@ -106,9 +108,10 @@ AVX2_INLINE void kernel_tile(const size_t MR, const size_t NV, const float *a, s
 	} while (0)
 	if (pf.p && pf.every == 1)
 		for (size_t k = 0; k < kc; k++) {
-			/* A row of a 24-wide panel spans two lines every other step. */
-			_mm_prefetch((const char *)(pf.p + k * NR), _MM_HINT_T1);
-			if (NV == 3) _mm_prefetch((const char *)(pf.p + k * NR + 16), _MM_HINT_T1);
+			/* Every line the row touches (a 24-wide row spans two lines every other step). */
+#pragma GCC unroll 2
+			for (size_t l = 0; l < (NV + 1) / 2; l++)
+				_mm_prefetch((const char *)(pf.p + k * NR + l * LINE_FLOATS), _MM_HINT_T1);
 			TILE_STEP(k);
 		}
 	else if (pf.p)
@@ -216,9 +219,10 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 			 * Tile t fetches lines t, t + T, t + 2T, ... of it (T tiles in the block), spreading the
 			 * fetches over the whole panel: all of them from the first tile, one per k step, kept
 			 * more misses in flight than the core tracks, and that tile stalled (a product whose
-			 * weights come from memory ran 8-18% slower at 32 and 128 rows). A k step of a 24-wide
-			 * panel is 1.5 lines, so there each tile fetches 3 lines every 2T steps. Nothing knowing
-			 * what comes after the last panel, its first tile reads its own lines a little ahead. */
+			 * weights come from memory ran 8-18% slower at 32 and 128 rows). A k step is nr / 16
+			 * lines, so each tile fetches one line every T steps of a 16-wide panel and 3 lines every
+			 * 2T steps of a 24-wide one. Nothing knowing what comes after the last panel, its first
+			 * tile reads its own lines a little ahead. */
 			const float *next = p + 1 < p1	     ? b + panel
 					    : k0 + kc < g->k ? g->packed + p0 * panel + (k0 + kc) * nr
 					    : m1 < m_end     ? g->packed + p0 * panel
@@ -226,11 +230,11 @@ AVX2 static void gemm_avx2(const struct gemm_args *g, size_t m_begin, size_t m_e
 			for (size_t i = m0, mr, t = 0; i < m1; i += mr, t++) {
 				mr = tile_rows(ts, m1 - i);
 				struct prefetch pf = {0};
-				size_t T = tiles_in_block;
-				if (next && nr == KERNEL_NR_WIDE)
-					pf = (struct prefetch){next + t * 16, 2 * T, 3, 16 * T};
-				else if (next)
-					pf = (struct prefetch){next + t * 16, T, 1, 16 * T};
+				/* Chunks of `steps` T k steps, a whole number of lines per tile. */
+				size_t T = tiles_in_block, steps = nr % LINE_FLOATS ? 2 : 1;
+				if (next)
+					pf = (struct prefetch){next + t * LINE_FLOATS, steps * T, steps * nr / LINE_FLOATS,
+							       LINE_FLOATS * T};
 				else if (t == 0)
 					pf = (struct prefetch){b + KERNEL_PF_AHEAD * nr, 1, 1, 0};
 				if (g->n - n0 < nr)

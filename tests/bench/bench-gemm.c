@@ -29,10 +29,12 @@ static double bench(const struct kernels *k, size_t nr, size_t m, size_t n, size
 int main(void) {
 	static const size_t shapes[][3] = {{128, 1152, 384}, {128, 384, 384}, {128, 1536, 384}, {128, 384, 1536},
 					   {16, 1536, 384}, {1024, 1536, 384}};
+	static const size_t widths[] = {KERNEL_NR, KERNEL_NR_WIDE};
 	for (int level = KERNELS_AVX2; level >= KERNELS_PORTABLE; level--) {
 		const struct kernels *k = kernels_select(level);
 		if (level > KERNELS_PORTABLE && k == kernels_select(level - 1)) continue; /* not on this CPU */
-		for (size_t nr = KERNEL_NR; nr <= KERNEL_NR_WIDE; nr += KERNEL_NR_WIDE - KERNEL_NR) {
+		for (size_t x = 0; x < ARRAY_SIZE(widths); x++) {
+			size_t nr = widths[x];
 			for (size_t i = 0; i < ARRAY_SIZE(shapes); i++) {
 				const size_t *sh = shapes[i];
 				printf("gemm kernels=%s nr=%zu m=%zu n=%zu k=%zu gflops=%.1f (best of 30, 1 thread)\n",
